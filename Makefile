@@ -1,0 +1,35 @@
+# The two commands of the README. Both create or reuse .venv and install the project into it first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Where the public data lives on the team's machines; override with SID_DATA_DIR=/your/data make demo.
+# An empty or missing directory makes the demo fall back to the synthetic generator (it says so loudly).
+SHARED_DATA := $(abspath ../shared/data)
+export SID_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DATA),)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export SID_HOME ?= $(CURDIR)/.sid_home
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import sid_platform, torch, dagster; assert torch.__version__.startswith('2.13.0')"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/sid-platform demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check sid_platform sid_platform_tests benchmarks
+	$(BIN)/ruff format --check sid_platform sid_platform_tests benchmarks
+
+clean:
+	rm -rf $(VENV) .sid_home .dagster_home .pytest_cache

@@ -1,0 +1,54 @@
+"""``evaluation``: every model present, one protocol, a markdown table and a JSON document."""
+
+
+import polars as pl
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
+
+from sid_platform.assets.resources import EvaluationProtocol
+from sid_platform.baselines.popularity import PopularityModel
+from sid_platform.baselines.sasrec import from_checkpoint
+from sid_platform.data.split import ItemVocab, UserSequences
+from sid_platform.evaluation.harness import Protocol, evaluate_scorers
+from sid_platform.evaluation.report import metrics_table, write_json
+from sid_platform.settings import data_home
+
+
+@asset(group_name="evaluation", description="Recall@K / NDCG@K of every model on the held-out users (test and validation).")
+def evaluation(
+    context: AssetExecutionContext,
+    evaluation_protocol: EvaluationProtocol,
+    data_splits: pl.DataFrame,
+    item_catalog: pl.DataFrame,
+    popularity_model: PopularityModel,
+    sasrec_model: dict,
+) -> Output[dict]:
+    vocab = ItemVocab.from_catalog(item_catalog)
+    sequences = UserSequences.from_splits(data_splits, vocab)
+    sasrec, sasrec_items = from_checkpoint(sasrec_model)
+    if sasrec_items != vocab.item_ids:
+        raise ValueError("sasrec_model was trained on a different item catalog; rematerialize it with the current item_catalog")
+    scorers = {"popularity": popularity_model.score, "sasrec": sasrec.score}
+    document: dict = {"run_id": context.run_id}
+    tables = {}
+    for split in ("test", "valid"):
+        protocol = Protocol(exclude_history=evaluation_protocol.exclude_history, ks=tuple(evaluation_protocol.ks), split=split)
+        cases = sequences.test if split == "test" else sequences.valid
+        result = evaluate_scorers(scorers, cases, len(vocab), protocol)
+        document[split] = result.as_dict()
+        tables[split] = metrics_table(result.metrics)
+    path = write_json(document, data_home() / "runs" / context.run_id / "evaluation.json")
+    setting = "history excluded from ranking" if evaluation_protocol.exclude_history else "history not masked"
+    test = document["test"]
+    header = f"Test users: {test['users']}, items: {test['n_items']}, full-catalog ranking, {setting}."
+    context.log.info(f"{header}\n{tables['test']}")
+    return Output(
+        document,
+        metadata={
+            "test_table": MetadataValue.md(f"{header}\n\n{tables['test']}"),
+            "valid_table": MetadataValue.md(tables["valid"]),
+            "exclude_history": evaluation_protocol.exclude_history,
+            "json": MetadataValue.path(str(path)),
+            **{f"{name}_recall@10": m["recall@10"] for name, m in test["metrics"].items()},
+            **{f"{name}_ndcg@10": m["ndcg@10"] for name, m in test["metrics"].items()},
+        },
+    )

@@ -1,0 +1,124 @@
+"""Data in: ``raw_interactions``, ``item_catalog`` and the rows that could not be used, plus their checks."""
+
+
+import polars as pl
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetIn,
+    AssetOut,
+    Config,
+    MetadataValue,
+    Output,
+    asset_check,
+    multi_asset,
+)
+
+from sid_platform.assets.resources import DatasetResource
+from sid_platform.evaluation.report import markdown_table
+from sid_platform.data.validation import interaction_expectations, item_expectations, quarantine_invalid, run_suite
+
+GROUP = "ingest"
+
+
+@multi_asset(
+    outs={
+        "raw_interactions": AssetOut(group_name=GROUP, description="Interaction logs in the normalized schema; invalid rows removed."),
+        "item_catalog": AssetOut(group_name=GROUP, description="Items in the normalized schema; invalid rows removed."),
+        "quarantined_rows": AssetOut(group_name=GROUP, description="Every row a loader or expectation rejected, with file, row, field and reason."),
+    },
+)
+def ingest(context: AssetExecutionContext, dataset: DatasetResource):
+    """Load the configured source once, validate both tables, and quarantine what fails."""
+    loaded = dataset.load()
+    items, q_items, item_report = quarantine_invalid(loaded.items, "items", loaded.source, item_expectations())
+    catalog_ids = items["item_id"].to_list()
+    interactions, q_inter, inter_report = quarantine_invalid(
+        loaded.interactions, "interactions", loaded.source, interaction_expectations(catalog_ids)
+    )
+    quarantine = pl.concat([loaded.quarantine, q_items, q_inter])
+    by_reason = quarantine.group_by("table", "field", "reason").len().sort("len", descending=True)
+    context.log.info(f"{loaded.source}: {interactions.height} interactions, {items.height} items, {quarantine.height} quarantined")
+    yield Output(
+        interactions,
+        output_name="raw_interactions",
+        metadata={
+            "source": loaded.source,
+            "rows": interactions.height,
+            "users": interactions["user_id"].n_unique(),
+            "quarantined": q_inter.height + loaded.quarantine.filter(pl.col("table") == "interactions").height,
+            "expectations_on_input": MetadataValue.md(inter_report.markdown()),
+        },
+    )
+    yield Output(
+        items,
+        output_name="item_catalog",
+        metadata={
+            "source": loaded.source,
+            "items": items.height,
+            "with_title": items["title"].is_not_null().sum(),
+            "with_categories": items["categories"].is_not_null().sum(),
+            "quarantined": q_items.height + loaded.quarantine.filter(pl.col("table") == "items").height,
+            "expectations_on_input": MetadataValue.md(item_report.markdown()),
+        },
+    )
+    yield Output(
+        quarantine,
+        output_name="quarantined_rows",
+        metadata={
+            "rows": quarantine.height,
+            "by_reason": MetadataValue.md(markdown_table(by_reason.columns, by_reason.head(20).rows()) if by_reason.height else "nothing quarantined"),
+        },
+    )
+
+
+class QuarantineCheckConfig(Config):
+    max_quarantined_share: float = 0.05
+
+
+def _check(table: str, frame: pl.DataFrame, quarantine: pl.DataFrame, expectations: list, max_share: float) -> AssetCheckResult:
+    report = run_suite(frame, table, expectations)
+    rejected = quarantine.filter(pl.col("table") == table).select("source", "row").unique().height
+    share = rejected / max(rejected + frame.height, 1)
+    passed = report.success and share <= max_share
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=None if passed else (
+            f"{len(report.failures())} expectation(s) failed on the stored table"
+            if not report.success else f"{share:.1%} of {table} rows were quarantined (limit {max_share:.0%})"
+        ),
+        metadata={
+            "expectations": MetadataValue.md(report.markdown()),
+            "quarantined_share": share,
+        },
+    )
+
+
+@asset_check(
+    asset="raw_interactions",
+    additional_ins={"item_catalog": AssetIn(), "quarantined_rows": AssetIn()},
+    blocking=True,
+    description="Great Expectations suite on the stored interactions, and a limit on the quarantined share.",
+)
+def raw_interactions_expectations(
+    context: AssetCheckExecutionContext, config: QuarantineCheckConfig, raw_interactions: pl.DataFrame,
+    item_catalog: pl.DataFrame, quarantined_rows: pl.DataFrame,
+) -> AssetCheckResult:
+    expectations = interaction_expectations(item_catalog["item_id"].to_list())
+    return _check("interactions", raw_interactions, quarantined_rows, expectations, config.max_quarantined_share)
+
+
+@asset_check(
+    asset="item_catalog",
+    additional_ins={"quarantined_rows": AssetIn()},
+    blocking=True,
+    description="Great Expectations suite on the stored catalog, and a limit on the quarantined share.",
+)
+def item_catalog_expectations(
+    context: AssetCheckExecutionContext, config: QuarantineCheckConfig, item_catalog: pl.DataFrame, quarantined_rows: pl.DataFrame
+) -> AssetCheckResult:
+    return _check("items", item_catalog, quarantined_rows, item_expectations(), config.max_quarantined_share)
+

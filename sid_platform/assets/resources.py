@@ -1,0 +1,131 @@
+"""Resources: where assets are stored and where the data comes from.
+
+The IO manager writes polars frames as Parquet and anything else (model checkpoints as plain dicts of
+tensors, small model objects) as pickles, under the platform's data home. ``deploy/`` swaps it for
+dagster-aws's S3 IO manager; the asset code does not change.
+"""
+
+
+import dataclasses
+import pickle
+import typing
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from dagster import ConfigurableIOManager, ConfigurableResource, Config, InputContext, OutputContext, get_dagster_logger
+from pydantic import Field, create_model
+
+from sid_platform.data.amazon_raw import RemoteFile, load_amazon_raw
+from sid_platform.data.generic import load_generic
+from sid_platform.data.p5 import load_p5
+from sid_platform.data.schema import LoadedData
+from sid_platform.data.synthetic import generate
+from sid_platform.settings import DATA_DIR_ENV, data_home, resolve_data_dir
+
+
+class LocalParquetIOManager(ConfigurableIOManager):
+    """Frames → ``<base_dir>/<asset path>.parquet``; other objects → ``.pkl`` beside them."""
+
+    base_dir: str = Field(default_factory=lambda: str(data_home() / "assets"))
+
+    def _path(self, context: InputContext | OutputContext, suffix: str) -> Path:
+        return Path(self.base_dir, *context.asset_key.path).with_suffix(suffix)
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        is_frame = isinstance(obj, pl.DataFrame)
+        path = self._path(context, ".parquet" if is_frame else ".pkl")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        if is_frame:
+            obj.write_parquet(tmp)
+        else:
+            with open(tmp, "wb") as handle:
+                pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)  # readers never see a half-written file
+        # The other format's file, if an earlier run left one, would shadow this output on load.
+        path.with_suffix(".pkl" if is_frame else ".parquet").unlink(missing_ok=True)
+        context.add_output_metadata({"path": str(path)})
+
+    def load_input(self, context: InputContext) -> Any:
+        parquet = self._path(context, ".parquet")
+        if parquet.is_file():
+            return pl.read_parquet(parquet)
+        with open(self._path(context, ".pkl"), "rb") as handle:
+            return pickle.load(handle)
+
+
+class DatasetResource(ConfigurableResource):
+    """Which source feeds the graph, and where its files are.
+
+    ``source="auto"`` reads the P5-format dataset from the data directory (config ``data_dir`` or the
+    ``SID_DATA_DIR`` environment variable); when neither is set it falls back to the synthetic
+    generator and says so loudly. Any explicit source fails with a clear message when files are missing.
+    """
+
+    source: str = Field(default="auto", description="auto | p5 | amazon_raw | generic | synthetic")
+    data_dir: str | None = Field(default=None, description=f"folder with the data; defaults to ${DATA_DIR_ENV}")
+    dataset: str = Field(default="beauty", description="P5 dataset folder name (beauty, sports)")
+    raw_category: str = Field(default="Beauty", description="amazon_raw: the <Category> in reviews_<Category>_5.json.gz")
+    reviews_url: str | None = None
+    reviews_sha256: str | None = None
+    meta_url: str | None = None
+    meta_sha256: str | None = None
+    interactions_path: str | None = Field(default=None, description="generic: CSV, Parquet or JSON lines")
+    items_path: str | None = Field(default=None, description="generic: optional catalog file")
+    interaction_columns: dict[str, str] = Field(default_factory=dict, description="normalized name -> your column")
+    item_columns: dict[str, str] = Field(default_factory=dict, description="normalized name -> your column")
+    category_separator: str = ">"
+    synthetic_users: int = 800
+    synthetic_items: int = 320
+    synthetic_seed: int = 0
+
+    def load(self) -> LoadedData:
+        data_dir = resolve_data_dir(self.data_dir)
+        source = self.source
+        if source == "auto":
+            if data_dir is None:
+                get_dagster_logger().warning(
+                    "\n" + "!" * 78 + f"\nNO DATA DIRECTORY: neither the dataset resource's data_dir nor ${DATA_DIR_ENV} "
+                    "is set.\nRunning on the SYNTHETIC generator; figures from this run say nothing about real data.\n"
+                    + "!" * 78
+                )
+                source = "synthetic"
+            else:
+                source = "p5"
+        if source == "synthetic":
+            return generate(self.synthetic_users, self.synthetic_items, seed=self.synthetic_seed)
+        if data_dir is None:
+            raise ValueError(f"source {source!r} needs a data directory: set ${DATA_DIR_ENV} or the dataset resource's data_dir")
+        if source == "p5":
+            return load_p5(data_dir, self.dataset)
+        if source == "amazon_raw":
+            reviews = RemoteFile(self.reviews_url, self.reviews_sha256) if self.reviews_url and self.reviews_sha256 else None
+            meta = RemoteFile(self.meta_url, self.meta_sha256) if self.meta_url and self.meta_sha256 else None
+            return load_amazon_raw(data_dir, self.raw_category, reviews, meta)
+        if source == "generic":
+            if not self.interactions_path:
+                raise ValueError("source 'generic' needs interactions_path in the dataset resource config")
+            items = data_dir / self.items_path if self.items_path else None
+            return load_generic(data_dir / self.interactions_path, items, self.interaction_columns, self.item_columns, self.category_separator)
+        raise ValueError(f"unknown source {self.source!r}; choose auto, p5, amazon_raw, generic or synthetic")
+
+
+class EvaluationProtocol(ConfigurableResource):
+    """The evaluation setting shared by early stopping and the final table, so every figure uses the same one.
+
+    ``exclude_history``: drop items already in the user's history from the ranking. Off by default,
+    as in the published anchors (TIGER, ActionPiece); no item repeats within an Amazon 5-core sequence.
+    """
+
+    exclude_history: bool = False
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+
+
+def config_class(name: str, dataclass_type: type) -> type[Config]:
+    """A Dagster ``Config`` with the fields and defaults of a core dataclass, so knobs are defined once."""
+    hints = typing.get_type_hints(dataclass_type)
+    fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(dataclass_type)}
+    return create_model(name, __base__=Config, **fields)  # type: ignore[call-overload]

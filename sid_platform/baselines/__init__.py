@@ -1,0 +1,1 @@
+"""Yardsticks trained in the same run as every other model: most-popular and SASRec."""

@@ -1,0 +1,195 @@
+"""SASRec (Kang & McAuley, 2018): a causal transformer over the item sequence, trained next-item.
+
+The loss is cross-entropy over the full catalog (``num_negatives=0``) or over a shared set of uniformly
+sampled negatives per batch (``num_negatives>0``), both of which beat the original BCE-with-one-negative
+by a wide margin on Amazon data. Early stopping keeps the epoch with the best validation Recall@10.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from sid_platform.data.split import EvalCases
+from sid_platform.evaluation.metrics import rank_with_scorer, recall_at_k
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    hidden_dim: int = 64
+    num_layers: int = 2
+    num_heads: int = 1
+    max_len: int = 50
+    dropout: float = 0.5
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    epochs: int = 200
+    patience: int = 5
+    num_negatives: int = 0  # 0: full softmax over the catalog
+    seed: int = 0
+
+
+class SASRec(nn.Module):
+    """Item and position embeddings → pre-norm causal transformer → dot product with item embeddings."""
+
+    def __init__(self, n_items: int, cfg: SASRecConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.n_items = n_items
+        self.item_emb = nn.Embedding(n_items + 1, cfg.hidden_dim, padding_idx=0)  # 0 = padding, item i ↦ i+1
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden_dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+        layer = nn.TransformerEncoderLayer(
+            cfg.hidden_dim, cfg.num_heads, dim_feedforward=cfg.hidden_dim, dropout=cfg.dropout,
+            activation="gelu", batch_first=True, norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.hidden_dim)
+        causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), diagonal=1)
+        self.register_buffer("causal_mask", causal, persistent=False)
+        nn.init.normal_(self.item_emb.weight, std=0.02)
+        nn.init.normal_(self.pos_emb.weight, std=0.02)
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        """[B, L] padded (left) item tokens → [B, L, d] hidden states."""
+        length = seq.shape[1]
+        x = self.item_emb(seq) * self.cfg.hidden_dim**0.5 + self.pos_emb.weight[-length:]
+        x = self.dropout(x) * (seq > 0).unsqueeze(-1)
+        h = self.encoder(x, mask=self.causal_mask[:length, :length], is_causal=True)
+        return self.norm(h)
+
+    def item_vectors(self) -> torch.Tensor:
+        """[n_items, d] output embeddings, row i for item index i (tied with the input embeddings)."""
+        return self.item_emb.weight[1:]
+
+    @torch.no_grad()
+    def user_vectors(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        seq = torch.from_numpy(pad_left([h + 1 for h in histories], self.cfg.max_len))
+        return self.forward(seq)[:, -1]
+
+    @torch.no_grad()
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        scores = (self.user_vectors(histories) @ self.item_vectors().T).numpy()
+        self.train(was_training)
+        return scores
+
+
+def pad_left(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Keep the last ``length`` tokens of each sequence, left-padded with 0."""
+    out = np.zeros((len(sequences), length), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        tail = seq[-length:]
+        if len(tail):
+            out[row, -len(tail):] = tail
+    return out
+
+
+@dataclass
+class TrainingLog:
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_valid_recall10: float = 0.0
+    seconds: float = 0.0
+
+
+def train_sasrec(
+    train_sequences: Sequence[np.ndarray],
+    valid: EvalCases,
+    n_items: int,
+    cfg: SASRecConfig,
+    exclude_history: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[SASRec, TrainingLog]:
+    """Train on every position of each user's training sequence; keep the best epoch on validation R@10."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = SASRec(n_items, cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Each sequence of n items gives inputs seq[:-1] and targets seq[1:], both shifted to tokens (+1).
+    usable = [s + 1 for s in train_sequences if len(s) >= 2]
+    tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1))
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    lengths = (targets > 0).sum(1).numpy()
+    log, best_state, stale = TrainingLog(), None, 0
+    start = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        model.train()
+        total, batches = 0.0, 0
+        for idx in length_bucketed_batches(lengths, cfg.batch_size, rng):
+            width = int(lengths[idx].max())  # left-padded: the last `width` columns hold every token
+            x, y = inputs[idx, -width:], targets[idx, -width:]
+            h = model(x)[y > 0]  # [P, d] positions with a real target
+            tgt = y[y > 0] - 1  # item indices
+            loss = _next_item_loss(h, tgt, model.item_vectors(), cfg.num_negatives, rng)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+            batches += 1
+        ranked = rank_with_scorer(model.score, valid.histories, 10, exclude_history)
+        r10 = recall_at_k(ranked, valid.targets, 10)
+        entry = {"epoch": epoch, "loss": total / max(batches, 1), "valid_recall@10": r10, "seconds": time.perf_counter() - start}
+        log.epochs.append(entry)
+        if on_epoch:
+            on_epoch(entry)
+        if r10 > log.best_valid_recall10:
+            log.best_epoch, log.best_valid_recall10, stale = epoch, r10, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log.seconds = time.perf_counter() - start
+    return model, log
+
+
+def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of sequences of similar length, so little compute goes to padding.
+
+    Amazon sequences are short (median 6) and padding to ``max_len`` would multiply the cost of every
+    layer, dropout included, several times over. Shuffle, sort within windows of 50 batches, cut into
+    batches, shuffle the batches: random enough for SGD, dense enough for the CPU.
+    """
+    order = rng.permutation(len(lengths))
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _next_item_loss(h: torch.Tensor, tgt: torch.Tensor, items: torch.Tensor, num_negatives: int, rng: np.random.Generator) -> torch.Tensor:
+    if num_negatives <= 0 or num_negatives >= len(items):
+        return nn.functional.cross_entropy(h @ items.T, tgt)
+    negatives = torch.from_numpy(rng.choice(len(items), size=num_negatives, replace=False))
+    pos = (h * items[tgt]).sum(-1, keepdim=True)
+    neg = h @ items[negatives].T
+    neg = neg.masked_fill(negatives.unsqueeze(0) == tgt.unsqueeze(1), float("-inf"))  # a negative that is the target
+    logits = torch.cat([pos, neg], dim=1)
+    return nn.functional.cross_entropy(logits, torch.zeros(len(tgt), dtype=torch.long))
+
+
+def checkpoint_blob(model: SASRec, item_ids: list[str]) -> dict:
+    """A self-describing checkpoint: config, the item vocabulary the indices refer to, and weights."""
+    return {"kind": "sasrec", "config": asdict(model.cfg), "item_ids": list(item_ids), "state_dict": model.state_dict()}
+
+
+def from_checkpoint(blob: dict) -> tuple[SASRec, list[str]]:
+    model = SASRec(len(blob["item_ids"]), SASRecConfig(**blob["config"]))
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    return model, blob["item_ids"]

@@ -1,0 +1,180 @@
+"""Great Expectations suites for the normalized tables, and the quarantine they feed.
+
+The suites are defined once here and used twice: by the ingest assets, which move every row an
+expectation flags into quarantine with the expectation as its reason, and by the blocking asset
+checks, which validate the stored tables and fail the run if anything slipped through or if too
+large a share of the source had to be quarantined.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+import polars as pl
+
+from sid_platform.data.schema import QUARANTINE_SCHEMA, empty_quarantine
+from sid_platform.evaluation.report import markdown_table
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)  # before Amazon's first review; earlier means a unit bug
+CATEGORY_SEP = " > "
+# A well-formed path: one or more non-blank segments, none containing the separator's '>'.
+CATEGORY_PATH_REGEX = r"^[^>\s][^>]*( > [^>\s][^>]*)*$"
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    name: str
+    column: str
+    success: bool
+    unexpected_count: int
+    unexpected_rows: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SuiteReport:
+    table: str
+    rows: int
+    outcomes: list[ExpectationOutcome]
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    def failures(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def markdown(self) -> str:
+        rows = [(o.name, o.column, "yes" if o.success else "NO", o.unexpected_count) for o in self.outcomes]
+        return markdown_table(["expectation", "column", "ok", "unexpected"], rows)
+
+
+@cache
+def _context():
+    import great_expectations as gx  # slow to import; only load it when a suite actually runs
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return context
+
+
+def interaction_expectations(catalog_ids: list[str], now: datetime | None = None) -> list:
+    import great_expectations as gx
+
+    latest = (now or datetime.now(UTC)) + timedelta(days=1)
+    e = gx.expectations
+    return [
+        e.ExpectColumnValuesToNotBeNull(column="user_id"),
+        e.ExpectColumnValuesToNotBeNull(column="item_id"),
+        e.ExpectColumnValuesToBeInSet(column="item_id", value_set=catalog_ids),
+        e.ExpectColumnValuesToBeBetween(column="timestamp_s", min_value=EARLIEST.timestamp(), max_value=latest.timestamp()),
+        e.ExpectColumnValuesToBeBetween(column="position", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="weight", min_value=0),
+        e.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "item_id", "timestamp_s", "position"]),
+    ]
+
+
+def item_expectations() -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [
+        e.ExpectColumnValuesToNotBeNull(column="item_id"),
+        e.ExpectColumnValuesToBeUnique(column="item_id"),
+        e.ExpectColumnValuesToMatchRegex(column="category_path", regex=CATEGORY_PATH_REGEX),
+        e.ExpectColumnValuesToBeBetween(column="price", min_value=0),
+    ]
+
+
+def _validation_frame(df: pl.DataFrame, table: str):
+    """Pandas view GX validates: timestamps as epoch seconds, category lists as one path string."""
+    if table == "interactions":
+        view = df.select(
+            "user_id", "item_id", "position", "weight",
+            (pl.col("timestamp").dt.epoch("us") / 1e6).alias("timestamp_s"),
+        )
+    else:
+        view = df.select("item_id", "price", pl.col("categories").list.join(CATEGORY_SEP).alias("category_path"))
+    return view.to_pandas()
+
+
+def run_suite(df: pl.DataFrame, table: str, expectations: list) -> SuiteReport:
+    """Validate ``df`` (row order preserved) and report every expectation with the rows it flagged."""
+    import great_expectations as gx
+
+    context = _context()
+    name = f"{table}_{id(df)}"
+    source = context.data_sources.add_or_update_pandas(name)
+    batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all").get_batch(
+        batch_parameters={"dataframe": _validation_frame(df, table)}
+    )
+    suite = gx.ExpectationSuite(name=name)
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    context.data_sources.delete(name)
+    outcomes = []
+    for r in result.results:
+        kwargs = r.expectation_config.kwargs
+        column = kwargs.get("column") or ",".join(kwargs.get("column_list") or [])
+        outcomes.append(
+            ExpectationOutcome(
+                name=r.expectation_config.type,
+                column=column,
+                success=bool(r.success),
+                unexpected_count=int(r.result.get("unexpected_count") or 0),
+                unexpected_rows=[int(i) for i in r.result.get("unexpected_index_list") or []],
+            )
+        )
+    return SuiteReport(table=table, rows=df.height, outcomes=outcomes)
+
+
+def quarantine_invalid(df: pl.DataFrame, table: str, source: str, expectations: list) -> tuple[pl.DataFrame, pl.DataFrame, SuiteReport]:
+    """Split ``df`` into rows that meet every expectation and quarantine entries for those that do not.
+
+    Exact duplicate keys keep their first occurrence (the repeats are quarantined), so a duplicated
+    event is not lost entirely. Returns (clean rows, quarantine, the report on the input).
+    """
+    keys = ["user_id", "item_id", "timestamp", "position"] if table == "interactions" else ["item_id"]
+    indexed = df.with_row_index("_i")
+    repeat = ~pl.struct(keys).is_first_distinct()
+    repeats = indexed.filter(repeat & pl.struct(keys).is_not_null())
+    entries = [
+        repeats.select(
+            pl.lit(table).alias("table"), pl.lit(source).alias("source"), pl.col("_i").cast(pl.Int64).alias("row"),
+            pl.lit(",".join(keys)).alias("field"), pl.lit("duplicate of an earlier row; first kept").alias("reason"),
+            pl.concat_str([pl.col(k).cast(pl.Utf8) for k in keys], separator=" | ", ignore_nulls=True).alias("raw"),
+        )
+    ]
+    report = run_suite(df, table, expectations)
+    flagged: dict[int, list[ExpectationOutcome]] = {}
+    for outcome in report.failures():
+        for row in outcome.unexpected_rows:
+            flagged.setdefault(row, []).append(outcome)
+    # Uniqueness expectations flag every copy; the first copy is legitimate and stays.
+    first_copies = set(indexed.filter(pl.struct(keys).is_duplicated() & ~repeat)["_i"].to_list())
+    drop_rows = {r for r, outs in flagged.items() if not (r in first_copies and all("unique" in o.name for o in outs))}
+    drop_rows |= set(repeats["_i"].to_list())
+    if flagged:
+        rows = []
+        for r, outs in sorted(flagged.items()):
+            if r not in drop_rows or r in set(repeats["_i"].to_list()):
+                continue
+            for o in outs:
+                rows.append({"table": table, "source": source, "row": r, "field": o.column,
+                             "reason": f"failed {o.name}", "raw": _row_text(df, r)})
+        entries.append(pl.DataFrame(rows, schema=QUARANTINE_SCHEMA) if rows else empty_quarantine())
+    keep = indexed.filter(~pl.col("_i").is_in(sorted(drop_rows))).drop("_i")
+    return keep, pl.concat(entries, how="vertical"), report
+
+
+def _row_text(df: pl.DataFrame, row: int) -> str:
+    record = df.row(row, named=True)
+    return str({k: (v if not isinstance(v, datetime) else v.isoformat()) for k, v in record.items()})[:500]
