@@ -14,7 +14,7 @@ export SID_HOME ?= $(CURDIR)/.sid_home
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/pip install --disable-pip-version-check -e '.[dev]' > $(VENV)/pip.log 2>&1 || (tail -50 $(VENV)/pip.log; exit 1)
 	$(BIN)/python -c "import sid_platform, torch, dagster; assert torch.__version__.startswith('2.13.0')"
 	touch $(STAMP)
 

@@ -42,9 +42,11 @@ def profile_run_config(profile: str) -> dict[str, Any]:
                 "config": {
                     "hidden_dim": 32,
                     "max_len": 10,
-                    "epochs": 15,
-                    "patience": 5,
-                    "batch_size": 128,
+                    "dropout": 0.1,
+                    "lr": 0.005,
+                    "epochs": 40,
+                    "patience": 8,
+                    "batch_size": 64,
                     "num_negatives": 0,
                 }
             },

@@ -27,10 +27,10 @@ from sid_platform.settings import DATA_DIR_ENV, data_home, resolve_data_dir
 class LocalParquetIOManager(ConfigurableIOManager):
     """Frames → ``<base_dir>/<asset path>.parquet``; other objects → ``.pkl`` beside them."""
 
-    base_dir: str = Field(default_factory=lambda: str(data_home() / "assets"))
+    base_dir: str | None = Field(default=None, description="defaults to <data home>/assets, resolved at run time")
 
     def _path(self, context: InputContext | OutputContext, suffix: str) -> Path:
-        return Path(self.base_dir, *context.asset_key.path).with_suffix(suffix)
+        return Path(self.base_dir or data_home() / "assets", *context.asset_key.path).with_suffix(suffix)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:

@@ -10,7 +10,9 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 from sid_platform.settings import profile_run_config
 
 
-def run_main_job(profile: str = "default", extra_run_config: dict[str, Any] | None = None) -> ExecuteInProcessResult:
+def run_main_job(
+    profile: str = "default", extra_run_config: dict[str, Any] | None = None, raise_on_error: bool = True
+) -> ExecuteInProcessResult:
     """Materialize every asset with the profile's config; runs are recorded in ``$DAGSTER_HOME`` when set."""
     from sid_platform.definitions import defs
 
@@ -18,6 +20,7 @@ def run_main_job(profile: str = "default", extra_run_config: dict[str, Any] | No
     if profile == "test":
         run_config["resources"] = {"dataset": {"config": {"source": "synthetic"}}}
     for section, values in (extra_run_config or {}).items():
-        run_config.setdefault(section, {}).update(values)
+        for key, value in values.items():
+            run_config.setdefault(section, {})[key] = value
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    return defs.get_job_def("main_job").execute_in_process(run_config=run_config, instance=instance, raise_on_error=True)
+    return defs.resolve_job_def("main_job").execute_in_process(run_config=run_config, instance=instance, raise_on_error=raise_on_error)

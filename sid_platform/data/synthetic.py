@@ -24,9 +24,9 @@ ADJECTIVES = ["Gentle", "Bright", "Deep", "Fresh", "Silky", "Bold", "Pure", "Ric
 def generate(
     n_users: int = 800,
     n_items: int = 320,
-    depth: tuple[int, int, int] = (4, 4, 4),
+    depth: tuple[int, int, int] = (3, 3, 3),
     min_len: int = 5,
-    max_len: int = 14,
+    max_len: int = 12,
     p_next: float = 0.75,
     p_sibling: float = 0.15,
     seed: int = 0,

@@ -22,9 +22,10 @@ from sid_platform.evaluation.report import markdown_table
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)  # before Amazon's first review; earlier means a unit bug
-CATEGORY_SEP = " > "
-# A well-formed path: one or more non-blank segments, none containing the separator's '>'.
-CATEGORY_PATH_REGEX = r"^[^>\s][^>]*( > [^>\s][^>]*)*$"
+CATEGORY_SEP = "\x1f"  # ASCII unit separator: cannot be confused with text inside a segment
+# A well-formed path: one or more segments, each non-blank, not padded, and free of '>' (the path
+# separator of text sources, which would make the path ambiguous when written out).
+CATEGORY_PATH_REGEX = r"^[^\x1f>\s](?:[^\x1f>]*[^\x1f>\s])?(?:\x1f[^\x1f>\s](?:[^\x1f>]*[^\x1f>\s])?)*$"
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def top_k_from_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray
     With ``histories`` given, items already in a user's history are excluded (scored -inf) first;
     this is the ``exclude_history`` setting of the evaluation and must be the same for all models in a table.
     """
-    scores_t = torch.as_tensor(np.asarray(scores), dtype=torch.float32).clone()
+    scores_t = torch.tensor(np.asarray(scores), dtype=torch.float32)  # a copy: masking must not touch the caller's array
     if histories is not None:
         rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
         cols = np.concatenate(histories) if len(histories) else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated data home per test, the synthetic dataset, and the real data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sid_platform.data.synthetic import generate
+from sid_platform.settings import DATA_DIR_ENV, HOME_ENV
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test writes under its own temporary data home, never into the checkout."""
+    home = tmp_path / "sid_home"
+    monkeypatch.setenv(HOME_ENV, str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    return generate(n_users=800, n_items=320, seed=0)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The shared public data; CI always sets SID_DATA_DIR, a bare checkout skips these tests."""
+    value = os.environ.get(DATA_DIR_ENV)
+    if not value or not (Path(value) / "amazon2014").is_dir():
+        pytest.skip(f"{DATA_DIR_ENV} does not point at the shared Amazon 2014 data")
+    return Path(value)
