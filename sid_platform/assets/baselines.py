@@ -1,6 +1,5 @@
 """Baselines trained in the same run: ``popularity_model`` and ``sasrec_model``."""
 
-
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
@@ -26,7 +25,10 @@ def popularity_model(data_splits: pl.DataFrame, item_catalog: pl.DataFrame) -> O
     return Output(model, metadata={"top_items": ", ".join(vocab.item_ids[i] for i in top)})
 
 
-@asset(group_name=GROUP, description="SASRec checkpoint (config, item vocabulary, weights), best epoch on validation Recall@10.")
+@asset(
+    group_name=GROUP,
+    description="SASRec checkpoint (config, item vocabulary, weights), best epoch on validation Recall@10.",
+)
 def sasrec_model(
     context: AssetExecutionContext,
     config: SASRecAssetConfig,
@@ -63,8 +65,12 @@ def sasrec_model(
             ),
             "training_plot": MetadataValue.md(
                 twin_line_plot(
-                    [e["epoch"] for e in epochs], [e["loss"] for e in epochs], [e["valid_recall@10"] for e in epochs],
-                    "epoch", "train loss", "valid Recall@10",
+                    [e["epoch"] for e in epochs],
+                    [e["loss"] for e in epochs],
+                    [e["valid_recall@10"] for e in epochs],
+                    "epoch",
+                    "train loss",
+                    "valid Recall@10",
                 )
             ),
         },

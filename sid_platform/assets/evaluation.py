@@ -1,6 +1,5 @@
 """``evaluation``: every model present, one protocol, a markdown table and a JSON document."""
 
-
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
@@ -13,7 +12,9 @@ from sid_platform.evaluation.report import metrics_table, write_json
 from sid_platform.settings import data_home
 
 
-@asset(group_name="evaluation", description="Recall@K / NDCG@K of every model on the held-out users (test and validation).")
+@asset(
+    group_name="evaluation", description="Recall@K / NDCG@K of every model on the held-out users (test and validation)."
+)
 def evaluation(
     context: AssetExecutionContext,
     evaluation_protocol: EvaluationProtocol,
@@ -26,12 +27,16 @@ def evaluation(
     sequences = UserSequences.from_splits(data_splits, vocab)
     sasrec, sasrec_items = from_checkpoint(sasrec_model)
     if sasrec_items != vocab.item_ids:
-        raise ValueError("sasrec_model was trained on a different item catalog; rematerialize it with the current item_catalog")
+        raise ValueError(
+            "sasrec_model was trained on a different item catalog; rematerialize it with the current item_catalog"
+        )
     scorers = {"popularity": popularity_model.score, "sasrec": sasrec.score}
     document: dict = {"run_id": context.run_id}
     tables = {}
     for split in ("test", "valid"):
-        protocol = Protocol(exclude_history=evaluation_protocol.exclude_history, ks=tuple(evaluation_protocol.ks), split=split)
+        protocol = Protocol(
+            exclude_history=evaluation_protocol.exclude_history, ks=tuple(evaluation_protocol.ks), split=split
+        )
         cases = sequences.test if split == "test" else sequences.valid
         result = evaluate_scorers(scorers, cases, len(vocab), protocol)
         document[split] = result.as_dict()

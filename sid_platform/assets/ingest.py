@@ -1,6 +1,5 @@
 """Data in: ``raw_interactions``, ``item_catalog`` and the rows that could not be used, plus their checks."""
 
-
 import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
@@ -17,17 +16,27 @@ from dagster import (
 )
 
 from sid_platform.assets.resources import DatasetResource
+from sid_platform.data.validation import (
+    interaction_expectations,
+    item_expectations,
+    quarantine_invalid,
+    run_suite,
+)
 from sid_platform.evaluation.report import markdown_table
-from sid_platform.data.validation import interaction_expectations, item_expectations, quarantine_invalid, run_suite
 
 GROUP = "ingest"
 
 
 @multi_asset(
     outs={
-        "raw_interactions": AssetOut(group_name=GROUP, description="Interaction logs in the normalized schema; invalid rows removed."),
+        "raw_interactions": AssetOut(
+            group_name=GROUP, description="Interaction logs in the normalized schema; invalid rows removed."
+        ),
         "item_catalog": AssetOut(group_name=GROUP, description="Items in the normalized schema; invalid rows removed."),
-        "quarantined_rows": AssetOut(group_name=GROUP, description="Every row a loader or expectation rejected, with file, row, field and reason."),
+        "quarantined_rows": AssetOut(
+            group_name=GROUP,
+            description="Every row a loader or expectation rejected, with file, row, field and reason.",
+        ),
     },
 )
 def ingest(context: AssetExecutionContext, dataset: DatasetResource):
@@ -40,7 +49,9 @@ def ingest(context: AssetExecutionContext, dataset: DatasetResource):
     )
     quarantine = pl.concat([loaded.quarantine, q_items, q_inter])
     by_reason = quarantine.group_by("table", "field", "reason").len().sort("len", descending=True)
-    context.log.info(f"{loaded.source}: {interactions.height} interactions, {items.height} items, {quarantine.height} quarantined")
+    context.log.info(
+        f"{loaded.source}: {interactions.height} interactions, {items.height} items, {quarantine.height} quarantined"
+    )
     yield Output(
         interactions,
         output_name="raw_interactions",
@@ -69,7 +80,11 @@ def ingest(context: AssetExecutionContext, dataset: DatasetResource):
         output_name="quarantined_rows",
         metadata={
             "rows": quarantine.height,
-            "by_reason": MetadataValue.md(markdown_table(by_reason.columns, by_reason.head(20).rows()) if by_reason.height else "nothing quarantined"),
+            "by_reason": MetadataValue.md(
+                markdown_table(by_reason.columns, by_reason.head(20).rows())
+                if by_reason.height
+                else "nothing quarantined"
+            ),
         },
     )
 
@@ -78,7 +93,9 @@ class QuarantineCheckConfig(Config):
     max_quarantined_share: float = 0.05
 
 
-def _check(table: str, frame: pl.DataFrame, quarantine: pl.DataFrame, expectations: list, max_share: float) -> AssetCheckResult:
+def _check(
+    table: str, frame: pl.DataFrame, quarantine: pl.DataFrame, expectations: list, max_share: float
+) -> AssetCheckResult:
     report = run_suite(frame, table, expectations)
     rejected = quarantine.filter(pl.col("table") == table).select("source", "row").unique().height
     share = rejected / max(rejected + frame.height, 1)
@@ -86,9 +103,12 @@ def _check(table: str, frame: pl.DataFrame, quarantine: pl.DataFrame, expectatio
     return AssetCheckResult(
         passed=passed,
         severity=AssetCheckSeverity.ERROR,
-        description=None if passed else (
+        description=None
+        if passed
+        else (
             f"{len(report.failures())} expectation(s) failed on the stored table"
-            if not report.success else f"{share:.1%} of {table} rows were quarantined (limit {max_share:.0%})"
+            if not report.success
+            else f"{share:.1%} of {table} rows were quarantined (limit {max_share:.0%})"
         ),
         metadata={
             "expectations": MetadataValue.md(report.markdown()),
@@ -104,8 +124,11 @@ def _check(table: str, frame: pl.DataFrame, quarantine: pl.DataFrame, expectatio
     description="Great Expectations suite on the stored interactions, and a limit on the quarantined share.",
 )
 def raw_interactions_expectations(
-    context: AssetCheckExecutionContext, config: QuarantineCheckConfig, raw_interactions: pl.DataFrame,
-    item_catalog: pl.DataFrame, quarantined_rows: pl.DataFrame,
+    context: AssetCheckExecutionContext,
+    config: QuarantineCheckConfig,
+    raw_interactions: pl.DataFrame,
+    item_catalog: pl.DataFrame,
+    quarantined_rows: pl.DataFrame,
 ) -> AssetCheckResult:
     expectations = interaction_expectations(item_catalog["item_id"].to_list())
     return _check("interactions", raw_interactions, quarantined_rows, expectations, config.max_quarantined_share)
@@ -118,7 +141,9 @@ def raw_interactions_expectations(
     description="Great Expectations suite on the stored catalog, and a limit on the quarantined share.",
 )
 def item_catalog_expectations(
-    context: AssetCheckExecutionContext, config: QuarantineCheckConfig, item_catalog: pl.DataFrame, quarantined_rows: pl.DataFrame
+    context: AssetCheckExecutionContext,
+    config: QuarantineCheckConfig,
+    item_catalog: pl.DataFrame,
+    quarantined_rows: pl.DataFrame,
 ) -> AssetCheckResult:
     return _check("items", item_catalog, quarantined_rows, item_expectations(), config.max_quarantined_share)
-

@@ -5,15 +5,22 @@ tensors, small model objects) as pickles, under the platform's data home. ``depl
 dagster-aws's S3 IO manager; the asset code does not change.
 """
 
-
 import dataclasses
+import os
 import pickle
 import typing
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from dagster import ConfigurableIOManager, ConfigurableResource, Config, InputContext, OutputContext, get_dagster_logger
+from dagster import (
+    Config,
+    ConfigurableIOManager,
+    ConfigurableResource,
+    InputContext,
+    OutputContext,
+    get_dagster_logger,
+)
 from pydantic import Field, create_model
 
 from sid_platform.data.amazon_raw import RemoteFile, load_amazon_raw
@@ -68,7 +75,9 @@ class DatasetResource(ConfigurableResource):
     source: str = Field(default="auto", description="auto | p5 | amazon_raw | generic | synthetic")
     data_dir: str | None = Field(default=None, description=f"folder with the data; defaults to ${DATA_DIR_ENV}")
     dataset: str = Field(default="beauty", description="P5 dataset folder name (beauty, sports)")
-    raw_category: str = Field(default="Beauty", description="amazon_raw: the <Category> in reviews_<Category>_5.json.gz")
+    raw_category: str = Field(
+        default="Beauty", description="amazon_raw: the <Category> in reviews_<Category>_5.json.gz"
+    )
     reviews_url: str | None = None
     reviews_sha256: str | None = None
     meta_url: str | None = None
@@ -88,9 +97,12 @@ class DatasetResource(ConfigurableResource):
         if source == "auto":
             if data_dir is None:
                 get_dagster_logger().warning(
-                    "\n" + "!" * 78 + f"\nNO DATA DIRECTORY: neither the dataset resource's data_dir nor ${DATA_DIR_ENV} "
-                    "is set.\nRunning on the SYNTHETIC generator; figures from this run say nothing about real data.\n"
+                    "\n"
                     + "!" * 78
+                    + f"\nNO DATA DIRECTORY: neither the dataset resource's data_dir nor ${DATA_DIR_ENV} "
+                    "is set.\nRunning on the SYNTHETIC generator; figures from this run say nothing about real data.\n"
+                    + "!"
+                    * 78
                 )
                 source = "synthetic"
             else:
@@ -98,18 +110,28 @@ class DatasetResource(ConfigurableResource):
         if source == "synthetic":
             return generate(self.synthetic_users, self.synthetic_items, seed=self.synthetic_seed)
         if data_dir is None:
-            raise ValueError(f"source {source!r} needs a data directory: set ${DATA_DIR_ENV} or the dataset resource's data_dir")
+            raise ValueError(
+                f"source {source!r} needs a data directory: set ${DATA_DIR_ENV} or the dataset resource's data_dir"
+            )
         if source == "p5":
             return load_p5(data_dir, self.dataset)
         if source == "amazon_raw":
-            reviews = RemoteFile(self.reviews_url, self.reviews_sha256) if self.reviews_url and self.reviews_sha256 else None
+            reviews = (
+                RemoteFile(self.reviews_url, self.reviews_sha256) if self.reviews_url and self.reviews_sha256 else None
+            )
             meta = RemoteFile(self.meta_url, self.meta_sha256) if self.meta_url and self.meta_sha256 else None
             return load_amazon_raw(data_dir, self.raw_category, reviews, meta)
         if source == "generic":
             if not self.interactions_path:
                 raise ValueError("source 'generic' needs interactions_path in the dataset resource config")
             items = data_dir / self.items_path if self.items_path else None
-            return load_generic(data_dir / self.interactions_path, items, self.interaction_columns, self.item_columns, self.category_separator)
+            return load_generic(
+                data_dir / self.interactions_path,
+                items,
+                self.interaction_columns,
+                self.item_columns,
+                self.category_separator,
+            )
         raise ValueError(f"unknown source {self.source!r}; choose auto, p5, amazon_raw, generic or synthetic")
 
 
@@ -129,3 +151,19 @@ def config_class(name: str, dataclass_type: type) -> type[Config]:
     hints = typing.get_type_hints(dataclass_type)
     fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(dataclass_type)}
     return create_model(name, __base__=Config, **fields)  # type: ignore[call-overload]
+
+
+def io_manager_for(deployment: str) -> ConfigurableIOManager:
+    """Local Parquet files by default; dagster-aws's S3 IO manager when ``SID_DEPLOYMENT=k8s``."""
+    if deployment == "local":
+        return LocalParquetIOManager()
+    if deployment == "k8s":
+        from dagster import EnvVar
+        from dagster_aws.s3 import S3PickleIOManager, S3Resource
+
+        return S3PickleIOManager(
+            s3_resource=S3Resource(endpoint_url=os.environ.get("SID_S3_ENDPOINT_URL")),
+            s3_bucket=EnvVar("SID_S3_BUCKET"),
+            s3_prefix=os.environ.get("SID_S3_PREFIX", "assets"),
+        )
+    raise ValueError(f"SID_DEPLOYMENT={deployment!r}: expected 'local' or 'k8s'")

@@ -1,6 +1,5 @@
 """``data_splits``: leave-one-out per user in time order."""
 
-
 import polars as pl
 from dagster import AssetExecutionContext, Output, asset
 

@@ -23,4 +23,6 @@ def run_main_job(
         for key, value in values.items():
             run_config.setdefault(section, {})[key] = value
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    return defs.resolve_job_def("main_job").execute_in_process(run_config=run_config, instance=instance, raise_on_error=raise_on_error)
+    return defs.resolve_job_def("main_job").execute_in_process(
+        run_config=run_config, instance=instance, raise_on_error=raise_on_error
+    )

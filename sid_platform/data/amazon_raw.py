@@ -75,7 +75,16 @@ def load_amazon_raw(
             continue
         stamp = record.get("unixReviewTime")
         if not isinstance(stamp, int) or isinstance(stamp, bool):
-            issues.append(quarantine_row("interactions", reviews_path, number, "timestamp", f"unixReviewTime {stamp!r} is not an integer", line))
+            issues.append(
+                quarantine_row(
+                    "interactions",
+                    reviews_path,
+                    number,
+                    "timestamp",
+                    f"unixReviewTime {stamp!r} is not an integer",
+                    line,
+                )
+            )
             continue
         rows.append(
             {
@@ -87,8 +96,12 @@ def load_amazon_raw(
                 "event_type": "review",
             }
         )
-    interactions = pl.DataFrame(rows, infer_schema_length=None, schema_overrides={"timestamp": pl.Int64, "weight": pl.Utf8})
-    interactions, q_inter = conform(interactions, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source=str(reviews_path))
+    interactions = pl.DataFrame(
+        rows, infer_schema_length=None, schema_overrides={"timestamp": pl.Int64, "weight": pl.Utf8}
+    )
+    interactions, q_inter = conform(
+        interactions, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source=str(reviews_path)
+    )
 
     meta_path = find_file([meta_name, f"meta_{category}.json"], folders, what)
     wanted = set(interactions["item_id"].to_list()) if restrict_catalog_to_interacted else None

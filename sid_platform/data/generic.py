@@ -40,7 +40,9 @@ def read_table(path: Path, issues: list[dict], table: str) -> pl.DataFrame:
         raise SchemaError(f"{path}: unknown format; use one of {sorted(FORMATS)} (optionally .gz)")
     if fmt == "parquet":
         frame = pl.read_parquet(path)
-        frame = frame.with_columns(pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items() if not isinstance(t, pl.List))
+        frame = frame.with_columns(
+            pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items() if not isinstance(t, pl.List)
+        )
         return frame.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
     if fmt == "csv":
         frame = pl.read_csv(path, infer_schema=False)
@@ -56,7 +58,11 @@ def read_table(path: Path, issues: list[dict], table: str) -> pl.DataFrame:
             issues.append(quarantine_row(table, path, number, "*", f"unreadable JSON line: {err}", line))
             continue
         records.append({"_row": number, **{k: _as_text(v) for k, v in record.items()}})
-    return pl.DataFrame(records, infer_schema_length=None) if records else pl.DataFrame({"_row": []}, schema={"_row": pl.Int64})
+    return (
+        pl.DataFrame(records, infer_schema_length=None)
+        if records
+        else pl.DataFrame({"_row": []}, schema={"_row": pl.Int64})
+    )
 
 
 def _as_text(value: object) -> object:
@@ -87,7 +93,9 @@ def load_generic(
     """Interactions (required) and an optional catalog; without one, the catalog is the interacted ids."""
     issues: list[dict] = []
     raw = _rename(read_table(interactions_path, issues, "interactions"), interaction_columns or {}, interactions_path)
-    interactions, q_inter = conform(raw, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source=str(interactions_path))
+    interactions, q_inter = conform(
+        raw, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source=str(interactions_path)
+    )
     quarantines = [q_inter]
     if items_path is None:
         items = pl.DataFrame({"item_id": interactions["item_id"].unique(maintain_order=True)})

@@ -48,13 +48,21 @@ def load_p5(data_dir: Path, dataset: str = "beauty") -> LoadedData:
         raw_user = tokens[0]
         user = id2user.get(raw_user)
         if user is None:
-            issues.append(quarantine_row("interactions", seq_path, number, "user_id", f"user {raw_user!r} not in datamaps id2user", line))
+            issues.append(
+                quarantine_row(
+                    "interactions", seq_path, number, "user_id", f"user {raw_user!r} not in datamaps id2user", line
+                )
+            )
             continue
         position = 0
         for token in tokens[1:]:
             item = id2item.get(token)
             if item is None:
-                issues.append(quarantine_row("interactions", seq_path, number, "item_id", f"item {token!r} not in datamaps id2item", line))
+                issues.append(
+                    quarantine_row(
+                        "interactions", seq_path, number, "item_id", f"item {token!r} not in datamaps id2item", line
+                    )
+                )
                 continue
             users.append(user)
             items.append(item)
@@ -65,7 +73,9 @@ def load_p5(data_dir: Path, dataset: str = "beauty") -> LoadedData:
             issues.append(quarantine_row("interactions", seq_path, number, "item_id", "user has no items", line))
     interactions = pl.DataFrame({"_row": rows, "user_id": users, "item_id": items, "position": positions})
     interactions = interactions.with_columns(pl.lit("purchase").alias("event_type"), pl.lit(1.0).alias("weight"))
-    interactions, q_inter = conform(interactions, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source=str(seq_path))
+    interactions, q_inter = conform(
+        interactions, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source=str(seq_path)
+    )
 
     catalog = pl.DataFrame({"item_id": [id2item[k] for k in sorted(id2item, key=int)]})
     meta_rows: list[dict] = []
@@ -88,11 +98,12 @@ def load_p5(data_dir: Path, dataset: str = "beauty") -> LoadedData:
                     }
                 )
             except (json.JSONDecodeError, KeyError, TypeError) as err:
-                issues.append(quarantine_row("items", meta_path, number, "asin", f"unreadable metadata line: {err}", line))
+                issues.append(
+                    quarantine_row("items", meta_path, number, "asin", f"unreadable metadata line: {err}", line)
+                )
     if meta_rows:
         meta = pl.DataFrame(meta_rows, infer_schema_length=None)
         catalog = catalog.join(meta, on="item_id", how="left").with_columns(pl.col("_row").fill_null(0))
     catalog, q_items = conform(catalog, ITEM_SCHEMA, ITEM_REQUIRED, table="items", source=str(meta_path or maps_path))
     quarantine = pl.concat([quarantine_frame(issues), q_inter, q_items])
     return LoadedData(interactions, catalog, quarantine, source=f"p5:{dataset}")
-

@@ -140,9 +140,7 @@ def conform(
     # Rows whose required field was already null in the source; cast failures were noted above.
     rejected = out.filter(pl.any_horizontal([df[c].is_null() for c in required]))
     if rejected.height:
-        null_field = pl.coalesce(
-            [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in required]
-        )
+        null_field = pl.coalesce([pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in required])
         issues.append(
             rejected.select(
                 pl.lit(table).alias("table"),
@@ -165,7 +163,12 @@ def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
     """
     if isinstance(dtype, pl.Datetime):
         if series.dtype.is_numeric():
-            return (series.cast(pl.Float64) * 1_000_000).cast(pl.Int64, strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+            return (
+                (series.cast(pl.Float64) * 1_000_000)
+                .cast(pl.Int64, strict=False)
+                .cast(pl.Datetime("us"))
+                .dt.replace_time_zone("UTC")
+            )
         if series.dtype == pl.Utf8:
             parsed = series.str.to_datetime(strict=False, time_unit="us")
             if parsed.dtype.time_zone is None:  # type: ignore[union-attr]

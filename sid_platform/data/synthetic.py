@@ -13,7 +13,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from sid_platform.data.schema import INTERACTION_REQUIRED, INTERACTION_SCHEMA, ITEM_REQUIRED, ITEM_SCHEMA, LoadedData, conform
+from sid_platform.data.schema import (
+    INTERACTION_REQUIRED,
+    INTERACTION_SCHEMA,
+    ITEM_REQUIRED,
+    ITEM_SCHEMA,
+    LoadedData,
+    conform,
+)
 
 TOPS = ["Makeup", "Skin Care", "Hair Care", "Fragrance"]
 MIDS = ["Face", "Eyes", "Lips", "Body"]
@@ -46,9 +53,11 @@ def generate(
     for i in range(n_items):
         leaf = int(leaf_of[i])
         top, mid, lf = leaf // (n_mid * n_leaf), (leaf // n_leaf) % n_mid, leaf % n_leaf
-        path = [TOPS[top % len(TOPS)] + (f" {top}" if top >= len(TOPS) else ""),
-                MIDS[mid % len(MIDS)] + (f" {mid}" if mid >= len(MIDS) else ""),
-                LEAVES[lf % len(LEAVES)] + (f" {lf}" if lf >= len(LEAVES) else "")]
+        path = [
+            TOPS[top % len(TOPS)] + (f" {top}" if top >= len(TOPS) else ""),
+            MIDS[mid % len(MIDS)] + (f" {mid}" if mid >= len(MIDS) else ""),
+            LEAVES[lf % len(LEAVES)] + (f" {lf}" if lf >= len(LEAVES) else ""),
+        ]
         items.append(
             {
                 "item_id": item_ids[i],
@@ -86,6 +95,8 @@ def generate(
             else:
                 item = int(rng.choice(n_items, p=popularity))
     interactions = pl.DataFrame(rows).with_columns(pl.lit("purchase").alias("event_type"), pl.lit(1.0).alias("weight"))
-    interactions, q1 = conform(interactions, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source="synthetic")
+    interactions, q1 = conform(
+        interactions, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source="synthetic"
+    )
     catalog, q2 = conform(pl.DataFrame(items), ITEM_SCHEMA, ITEM_REQUIRED, table="items", source="synthetic")
     return LoadedData(interactions, catalog, pl.concat([q1, q2]), source=f"synthetic:seed={seed}")

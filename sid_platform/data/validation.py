@@ -75,7 +75,9 @@ def interaction_expectations(catalog_ids: list[str], now: datetime | None = None
         e.ExpectColumnValuesToNotBeNull(column="user_id"),
         e.ExpectColumnValuesToNotBeNull(column="item_id"),
         e.ExpectColumnValuesToBeInSet(column="item_id", value_set=catalog_ids),
-        e.ExpectColumnValuesToBeBetween(column="timestamp_s", min_value=EARLIEST.timestamp(), max_value=latest.timestamp()),
+        e.ExpectColumnValuesToBeBetween(
+            column="timestamp_s", min_value=EARLIEST.timestamp(), max_value=latest.timestamp()
+        ),
         e.ExpectColumnValuesToBeBetween(column="position", min_value=0),
         e.ExpectColumnValuesToBeBetween(column="weight", min_value=0),
         e.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "item_id", "timestamp_s", "position"]),
@@ -98,7 +100,10 @@ def _validation_frame(df: pl.DataFrame, table: str):
     """Pandas view GX validates: timestamps as epoch seconds, category lists as one path string."""
     if table == "interactions":
         view = df.select(
-            "user_id", "item_id", "position", "weight",
+            "user_id",
+            "item_id",
+            "position",
+            "weight",
             (pl.col("timestamp").dt.epoch("us") / 1e6).alias("timestamp_s"),
         )
     else:
@@ -113,8 +118,10 @@ def run_suite(df: pl.DataFrame, table: str, expectations: list) -> SuiteReport:
     context = _context()
     name = f"{table}_{id(df)}"
     source = context.data_sources.add_or_update_pandas(name)
-    batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all").get_batch(
-        batch_parameters={"dataframe": _validation_frame(df, table)}
+    batch = (
+        source.add_dataframe_asset(table)
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": _validation_frame(df, table)})
     )
     suite = gx.ExpectationSuite(name=name)
     for expectation in expectations:
@@ -137,7 +144,9 @@ def run_suite(df: pl.DataFrame, table: str, expectations: list) -> SuiteReport:
     return SuiteReport(table=table, rows=df.height, outcomes=outcomes)
 
 
-def quarantine_invalid(df: pl.DataFrame, table: str, source: str, expectations: list) -> tuple[pl.DataFrame, pl.DataFrame, SuiteReport]:
+def quarantine_invalid(
+    df: pl.DataFrame, table: str, source: str, expectations: list
+) -> tuple[pl.DataFrame, pl.DataFrame, SuiteReport]:
     """Split ``df`` into rows that meet every expectation and quarantine entries for those that do not.
 
     Exact duplicate keys keep their first occurrence (the repeats are quarantined), so a duplicated
@@ -149,8 +158,11 @@ def quarantine_invalid(df: pl.DataFrame, table: str, source: str, expectations: 
     repeats = indexed.filter(repeat & pl.struct(keys).is_not_null())
     entries = [
         repeats.select(
-            pl.lit(table).alias("table"), pl.lit(source).alias("source"), pl.col("_i").cast(pl.Int64).alias("row"),
-            pl.lit(",".join(keys)).alias("field"), pl.lit("duplicate of an earlier row; first kept").alias("reason"),
+            pl.lit(table).alias("table"),
+            pl.lit(source).alias("source"),
+            pl.col("_i").cast(pl.Int64).alias("row"),
+            pl.lit(",".join(keys)).alias("field"),
+            pl.lit("duplicate of an earlier row; first kept").alias("reason"),
             pl.concat_str([pl.col(k).cast(pl.Utf8) for k in keys], separator=" | ", ignore_nulls=True).alias("raw"),
         )
     ]
@@ -169,8 +181,16 @@ def quarantine_invalid(df: pl.DataFrame, table: str, source: str, expectations: 
             if r not in drop_rows or r in set(repeats["_i"].to_list()):
                 continue
             for o in outs:
-                rows.append({"table": table, "source": source, "row": r, "field": o.column,
-                             "reason": f"failed {o.name}", "raw": _row_text(df, r)})
+                rows.append(
+                    {
+                        "table": table,
+                        "source": source,
+                        "row": r,
+                        "field": o.column,
+                        "reason": f"failed {o.name}",
+                        "raw": _row_text(df, r),
+                    }
+                )
         entries.append(pl.DataFrame(rows, schema=QUARANTINE_SCHEMA) if rows else empty_quarantine())
     keep = indexed.filter(~pl.col("_i").is_in(sorted(drop_rows))).drop("_i")
     return keep, pl.concat(entries, how="vertical"), report

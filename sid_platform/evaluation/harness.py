@@ -35,10 +35,17 @@ class EvaluationResult:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"protocol": self.protocol.describe(), "users": self.users, "n_items": self.n_items, "metrics": self.metrics}
+        return {
+            "protocol": self.protocol.describe(),
+            "users": self.users,
+            "n_items": self.n_items,
+            "metrics": self.metrics,
+        }
 
 
-def evaluate_scorers(scorers: dict[str, Scorer], cases: EvalCases, n_items: int, protocol: Protocol) -> EvaluationResult:
+def evaluate_scorers(
+    scorers: dict[str, Scorer], cases: EvalCases, n_items: int, protocol: Protocol
+) -> EvaluationResult:
     """Every scorer ranks the whole catalog for every case; the same metric code measures them all."""
     result = EvaluationResult(protocol=protocol, users=len(cases), n_items=n_items)
     for name, scorer in scorers.items():

@@ -23,7 +23,9 @@ def hit_ranks(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
     ranked = np.asarray(ranked)
     targets = np.asarray(targets)
     if ranked.ndim != 2 or ranked.shape[0] != targets.shape[0]:
-        raise ValueError(f"ranked must be [users, K] with one row per target; got {ranked.shape} for {targets.shape[0]} targets")
+        raise ValueError(
+            f"ranked must be [users, K] with one row per target; got {ranked.shape} for {targets.shape[0]} targets"
+        )
     hits = ranked == targets[:, None]
     return np.where(hits.any(axis=1), hits.argmax(axis=1), -1)
 
@@ -70,7 +72,9 @@ def top_k_from_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray
     With ``histories`` given, items already in a user's history are excluded (scored -inf) first;
     this is the ``exclude_history`` setting of the evaluation and must be the same for all models in a table.
     """
-    scores_t = torch.tensor(np.asarray(scores), dtype=torch.float32)  # a copy: masking must not touch the caller's array
+    scores_t = torch.tensor(
+        np.asarray(scores), dtype=torch.float32
+    )  # a copy: masking must not touch the caller's array
     if histories is not None:
         rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
         cols = np.concatenate(histories) if len(histories) else np.zeros(0, dtype=np.int64)

@@ -12,7 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def twin_line_plot(x: Sequence[float], left: Sequence[float], right: Sequence[float], xlabel: str, left_label: str, right_label: str) -> str:
+def twin_line_plot(
+    x: Sequence[float], left: Sequence[float], right: Sequence[float], xlabel: str, left_label: str, right_label: str
+) -> str:
     """Two series sharing an x axis, each with its own y axis; returns a markdown image."""
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(x, left, color="tab:blue")

@@ -24,7 +24,9 @@ METRIC_COLUMNS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "nd
 
 def metrics_table(results: dict[str, dict[str, float]], columns: Sequence[str] = METRIC_COLUMNS) -> str:
     """One row per model, in insertion order."""
-    return markdown_table(["model", *columns], [[name, *(m.get(c, float("nan")) for c in columns)] for name, m in results.items()])
+    return markdown_table(
+        ["model", *columns], [[name, *(m.get(c, float("nan")) for c in columns)] for name, m in results.items()]
+    )
 
 
 def write_json(document: dict[str, Any], path: Path) -> Path:

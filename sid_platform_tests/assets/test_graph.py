@@ -11,7 +11,15 @@ from sid_platform.definitions import defs
 def test_definitions_load_with_every_asset_and_check():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"raw_interactions", "item_catalog", "quarantined_rows", "data_splits", "popularity_model", "sasrec_model", "evaluation"} <= keys
+    assert {
+        "raw_interactions",
+        "item_catalog",
+        "quarantined_rows",
+        "data_splits",
+        "popularity_model",
+        "sasrec_model",
+        "evaluation",
+    } <= keys
     checks = {c.name for c in graph.asset_check_keys}
     assert {"raw_interactions_expectations", "item_catalog_expectations"} <= checks
 
@@ -36,7 +44,12 @@ def test_a_failed_blocking_check_stops_everything_downstream(tmp_path: Path):
     events = ["user_id,item_id,position"] + [f"u{i % 2},{'ghost' if i < 3 else 'a'},{i}" for i in range(10)]
     (tmp_path / "events.csv").write_text("\n".join(events) + "\n")
     (tmp_path / "items.csv").write_text("item_id,title\na,Alpha\nb,Beta\n")
-    dataset = {"source": "generic", "data_dir": str(tmp_path), "interactions_path": "events.csv", "items_path": "items.csv"}
+    dataset = {
+        "source": "generic",
+        "data_dir": str(tmp_path),
+        "interactions_path": "events.csv",
+        "items_path": "items.csv",
+    }
     result = run_main_job("test", {"resources": {"dataset": {"config": dataset}}}, raise_on_error=False)
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]

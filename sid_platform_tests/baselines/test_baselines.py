@@ -41,7 +41,9 @@ def test_sasrec_learns_the_generator_sequences_and_checkpoint_round_trips(synthe
     popularity = PopularityModel.fit(seqs.train, len(vocab))
     restored, items = from_checkpoint(checkpoint_blob(model, vocab.item_ids))
     assert items == vocab.item_ids
-    result = evaluate_scorers({"popularity": popularity.score, "sasrec": restored.score}, seqs.test, len(vocab), Protocol())
+    result = evaluate_scorers(
+        {"popularity": popularity.score, "sasrec": restored.score}, seqs.test, len(vocab), Protocol()
+    )
     pop, sas = result.metrics["popularity"]["recall@10"], result.metrics["sasrec"]["recall@10"]
     assert sas > 5 * pop and sas > 0.4, result.metrics
     np.testing.assert_allclose(restored.score(seqs.test.histories[:5]), model.score(seqs.test.histories[:5]), rtol=1e-5)

@@ -28,7 +28,12 @@ def _write_gz(path: Path, text: str) -> Path:
 
 def _p5_folder(root: Path) -> Path:
     folder = root / "amazon2014" / "toy"
-    maps = {"id2user": {"1": "UA", "2": "UB"}, "id2item": {"1": "I1", "2": "I2", "3": "I3"}, "user2id": {}, "item2id": {}}
+    maps = {
+        "id2user": {"1": "UA", "2": "UB"},
+        "id2item": {"1": "I1", "2": "I2", "3": "I3"},
+        "user2id": {},
+        "item2id": {},
+    }
     _write_gz(folder / "datamaps.json.gz", json.dumps(maps))
     # CRLF like the real Beauty file; user 2 has an item id that datamaps does not know; user 9 is unknown.
     _write_gz(folder / "sequential_data.txt.gz", "1 1 2 3\r\n2 3 99 1\r\n9 1 2\r\n")
@@ -65,7 +70,9 @@ def test_missing_file_says_where_it_looked_and_how_to_point_elsewhere(tmp_path: 
 
 
 def test_meta_python_literals_parse_safely():
-    assert parse_record("{'asin': 'X', 'categories': [['Beauty', 'Nails']], 'price': 2.5}")["categories"] == [["Beauty", "Nails"]]
+    assert parse_record("{'asin': 'X', 'categories': [['Beauty', 'Nails']], 'price': 2.5}")["categories"] == [
+        ["Beauty", "Nails"]
+    ]
     with pytest.raises(ValueError):
         parse_record("__import__('os').system('touch /tmp/sid_platform_pwned')")
     assert not Path("/tmp/sid_platform_pwned").exists()
@@ -95,7 +102,9 @@ def test_amazon_raw_loader(tmp_path: Path):
     assert data.interactions.height == 3
     assert data.items.sort("item_id")["item_id"].to_list() == ["A", "B"]  # C never interacted with
     a = data.items.filter(pl.col("item_id") == "A").row(0, named=True)
-    assert a["categories"] == ["Beauty", "Nails"] and a["title"] == "Nail & Polish" and a["image_url"] == "http://x/a.jpg"
+    assert (
+        a["categories"] == ["Beauty", "Nails"] and a["title"] == "Nail & Polish" and a["image_url"] == "http://x/a.jpg"
+    )
     q = data.quarantine
     assert set(zip(q["row"], q["field"], strict=True)) >= {(4, "timestamp"), (3, "weight"), (4, "*")}
 
@@ -121,7 +130,8 @@ def test_amazon_raw_downloads_with_checksum(tmp_path: Path):
     try:
         data_dir = tmp_path / "data"
         data = load_amazon_raw(
-            data_dir, "Toy",
+            data_dir,
+            "Toy",
             reviews=RemoteFile(f"{server.url}/{reviews.name}", sha(reviews)),
             meta=RemoteFile(f"{server.url}/{meta.name}", sha(meta)),
         )
@@ -140,7 +150,8 @@ def test_generic_csv_with_column_mapping_and_bad_rows(tmp_path: Path):
     )
     (tmp_path / "items.csv").write_text("sku,name,cats,cost\na,Alpha,Home > Kitchen,3\nb,Beta,Home > Bath,free\n")
     data = load_generic(
-        tmp_path / "events.csv", tmp_path / "items.csv",
+        tmp_path / "events.csv",
+        tmp_path / "items.csv",
         interaction_columns={"user_id": "uid", "item_id": "sku", "timestamp": "ts", "event_type": "kind"},
         item_columns={"item_id": "sku", "title": "name", "categories": "cats", "price": "cost"},
     )
@@ -158,7 +169,9 @@ def test_generic_schema_drift_is_a_clear_error(tmp_path: Path):
 
 
 def test_generic_jsonl_broken_line_is_quarantined(tmp_path: Path):
-    (tmp_path / "events.jsonl").write_text('{"user_id": "u1", "item_id": "a"}\n{"user_id": "u1", "item_id"\n{"user_id": "u2", "item_id": "b"}\n')
+    (tmp_path / "events.jsonl").write_text(
+        '{"user_id": "u1", "item_id": "a"}\n{"user_id": "u1", "item_id"\n{"user_id": "u2", "item_id": "b"}\n'
+    )
     data = load_generic(tmp_path / "events.jsonl")
     assert data.interactions.height == 2
     assert data.quarantine.select("row", "field").rows() == [(2, "*")]

@@ -1,7 +1,14 @@
 import polars as pl
 import pytest
 
-from sid_platform.data.schema import INTERACTION_REQUIRED, INTERACTION_SCHEMA, ITEM_REQUIRED, ITEM_SCHEMA, SchemaError, conform
+from sid_platform.data.schema import (
+    INTERACTION_REQUIRED,
+    INTERACTION_SCHEMA,
+    ITEM_REQUIRED,
+    ITEM_SCHEMA,
+    SchemaError,
+    conform,
+)
 
 
 def test_missing_required_column_names_source_and_columns():
@@ -28,7 +35,9 @@ def test_null_required_field_moves_row_to_quarantine():
 
 def test_timestamps_from_epoch_seconds_and_iso_strings():
     numeric = pl.DataFrame({"user_id": ["u"], "item_id": ["a"], "timestamp": [1_400_000_000]})
-    text = pl.DataFrame({"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": ["2014-05-13T16:53:20", "not a date"]})
+    text = pl.DataFrame(
+        {"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": ["2014-05-13T16:53:20", "not a date"]}
+    )
     a, _ = conform(numeric, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source="n")
     b, q = conform(text, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source="t")
     assert a["timestamp"][0] == b["timestamp"][0]

@@ -14,7 +14,10 @@ def _frame(rows):
 
 def test_last_is_test_one_before_is_valid_in_time_order():
     t0 = datetime(2014, 1, 1, tzinfo=UTC)
-    rows = [{"user_id": "u", "item_id": str(i), "timestamp": t0 + timedelta(days=d)} for i, d in [(1, 3), (2, 1), (3, 2), (4, 0)]]
+    rows = [
+        {"user_id": "u", "item_id": str(i), "timestamp": t0 + timedelta(days=d)}
+        for i, d in [(1, 3), (2, 1), (3, 2), (4, 0)]
+    ]
     splits = leave_one_out(_frame(rows)).filter(pl.col("user_id") == "u")
     assert splits["item_id"].to_list() == ["4", "2", "3", "1"]
     assert splits["split"].to_list() == ["train", "train", "valid", "test"]

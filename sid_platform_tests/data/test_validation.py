@@ -6,8 +6,19 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from sid_platform.data.schema import INTERACTION_REQUIRED, INTERACTION_SCHEMA, ITEM_REQUIRED, ITEM_SCHEMA, conform
-from sid_platform.data.validation import interaction_expectations, item_expectations, quarantine_invalid, run_suite
+from sid_platform.data.schema import (
+    INTERACTION_REQUIRED,
+    INTERACTION_SCHEMA,
+    ITEM_REQUIRED,
+    ITEM_SCHEMA,
+    conform,
+)
+from sid_platform.data.validation import (
+    interaction_expectations,
+    item_expectations,
+    quarantine_invalid,
+    run_suite,
+)
 
 
 def _interactions(rows: list[dict]) -> pl.DataFrame:
@@ -47,7 +58,10 @@ def test_item_suite_flags_malformed_category_paths_and_duplicate_ids():
                 "price": [1.0, 2.0, 3.0, 4.0],
             }
         ),
-        ITEM_SCHEMA, ITEM_REQUIRED, table="items", source="t",
+        ITEM_SCHEMA,
+        ITEM_REQUIRED,
+        table="items",
+        source="t",
     )
     clean, quarantine, _ = quarantine_invalid(frame, "items", "t", item_expectations())
     assert clean["item_id"].to_list() == ["a"]
@@ -59,7 +73,9 @@ def test_item_suite_flags_malformed_category_paths_and_duplicate_ids():
 def test_suite_passes_the_synthetic_data(synthetic):
     items = synthetic.items
     assert run_suite(items, "items", item_expectations()).success
-    assert run_suite(synthetic.interactions, "interactions", interaction_expectations(items["item_id"].to_list())).success
+    assert run_suite(
+        synthetic.interactions, "interactions", interaction_expectations(items["item_id"].to_list())
+    ).success
 
 
 def test_real_beauty_passes_both_suites_with_nothing_quarantined(real_data_dir):
