@@ -16,7 +16,10 @@ def run_main_job(
     """Materialize every asset with the profile's config; runs are recorded in ``$DAGSTER_HOME`` when set."""
     from sid_platform.definitions import defs
 
-    run_config: dict[str, Any] = {"ops": profile_run_config(profile)}
+    run_config: dict[str, Any] = {
+        "ops": profile_run_config(profile),
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
     if profile == "test":
         run_config["resources"] = {"dataset": {"config": {"source": "synthetic"}}}
     for section, values in (extra_run_config or {}).items():
