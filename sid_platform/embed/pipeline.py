@@ -1,0 +1,100 @@
+"""From a catalog (and training interactions) to one vector per item, as configured.
+
+Several encoders can be combined: each part is L2-normalized, weighted and concatenated (``fuse``).
+``auto`` picks the text encoder when the catalog has text and the collaborative encoder when it
+has none (Amazon Sports), so every catalog gets Semantic IDs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from sid_platform.embed.cache import EmbeddingCache, EmbedStats, embed_with_cache
+from sid_platform.embed.collaborative import collaborative_item_vectors
+from sid_platform.embed.encoders import Progress, build_encoder
+from sid_platform.embed.fusion import fuse
+from sid_platform.embed.text import DEFAULT_TEMPLATE, item_texts
+
+ENCODERS = ("auto", "minilm", "t5", "clip", "collaborative")
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    encoders: tuple[str, ...] = ("auto",)
+    weights: tuple[float, ...] = ()  # empty: every part weighs 1
+    t5_path: str | None = None
+    clip_path: str | None = None
+    image_root: str | None = None  # CLIP: local images named by the basename of each item's image_url
+    template: str = DEFAULT_TEMPLATE
+    batch_size: int = 64
+    collaborative_dim: int = 64
+
+
+@dataclass
+class ItemEmbeddings:
+    """Vectors in catalog order, with what made them (so downstream artifacts can name their input)."""
+
+    item_ids: list[str]
+    vectors: np.ndarray
+    parts: list[str]
+    version: str
+    stats: dict[str, EmbedStats] = field(default_factory=dict)
+
+
+def resolve_encoders(spec: EmbeddingSpec, items: pl.DataFrame) -> list[str]:
+    unknown = [e for e in spec.encoders if e not in ENCODERS]
+    if unknown:
+        raise ValueError(f"unknown encoder(s) {unknown}; choose from {', '.join(ENCODERS)}")
+    has_text = items.select(pl.col("title").is_not_null().any()).item()
+    return [("minilm" if has_text else "collaborative") if e == "auto" else e for e in spec.encoders]
+
+
+def embed_items(
+    items: pl.DataFrame,
+    train_sequences: Sequence[np.ndarray],
+    spec: EmbeddingSpec,
+    cache_dir: Path,
+    progress: Progress | None = None,
+) -> ItemEmbeddings:
+    names = resolve_encoders(spec, items)
+    texts = item_texts(items, spec.template)
+    cache = EmbeddingCache(cache_dir)
+    parts, stats, identities = [], {}, []
+    for name in names:
+        if name == "collaborative":
+            parts.append(collaborative_item_vectors(train_sequences, items.height, dim=spec.collaborative_dim))
+            identities.append(f"collaborative-{spec.collaborative_dim}-{_digest_sequences(train_sequences)}")
+            continue
+        path = spec.t5_path if name == "t5" else spec.clip_path if name == "clip" else None
+        encoder = build_encoder(name, path)
+        images = _image_paths(items, spec.image_root) if name == "clip" else None
+        vectors, stat = embed_with_cache(encoder, texts, cache, spec.batch_size, progress, image_paths=images)
+        parts.append(vectors)
+        stats[name] = stat
+        identities.append(encoder.identity)
+    weights = list(spec.weights) or None
+    vectors = parts[0] if len(parts) == 1 and weights is None else fuse(parts, weights)
+    version = hashlib.sha256(
+        "|".join([*identities, str(weights), spec.template, *items["item_id"].to_list()]).encode()
+    ).hexdigest()[:16]
+    return ItemEmbeddings(items["item_id"].to_list(), vectors.astype(np.float32), names, version, stats)
+
+
+def _image_paths(items: pl.DataFrame, root: str | None) -> list[str | None] | None:
+    if root is None:
+        return None
+    return [None if url is None else str(Path(root) / Path(url).name) for url in items["image_url"].to_list()]
+
+
+def _digest_sequences(sequences: Sequence[np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for seq in sequences:
+        digest.update(np.asarray(seq, dtype=np.int64).tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()[:12]

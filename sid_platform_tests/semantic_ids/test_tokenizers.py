@@ -1,0 +1,144 @@
+"""Both tokenizers: they learn, they are deterministic, and a state() rebuilds the same tokenizer."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sid_platform.semantic_ids import (
+    RQKMeansConfig,
+    RQKMeansTokenizer,
+    RQVAEConfig,
+    RQVAETokenizer,
+    SemanticTokenizer,
+    tokenizer_from_state,
+    utilization_per_level,
+)
+
+SMALL = RQVAEConfig(levels=3, codebook_size=32, latent_dim=16, hidden_dims=(64,), epochs=12, batch_size=256)
+
+
+@pytest.fixture(scope="module")
+def trained_rqvae(tree) -> tuple[RQVAETokenizer, list[dict]]:
+    tokenizer = RQVAETokenizer(SMALL)
+    return tokenizer, tokenizer.fit(tree.embeddings).entries
+
+
+def test_rqvae_reconstruction_error_falls_over_training(trained_rqvae, tree):
+    tokenizer, entries = trained_rqvae
+    assert len(entries) == SMALL.epochs
+    assert entries[-1]["recon_mse"] < 0.6 * entries[0]["recon_mse"]
+    assert entries[-1]["loss"] < entries[0]["loss"]
+    # reconstruct() speaks the input's units: better than predicting the catalog mean.
+    error = ((tokenizer.reconstruct(tree.embeddings) - tree.embeddings) ** 2).mean()
+    assert error < 0.5 * tree.embeddings.var(0).sum() / tree.embeddings.shape[1]
+
+
+def test_rqvae_encode_is_deterministic_and_training_repeats_given_the_seed(trained_rqvae, tree):
+    tokenizer, _ = trained_rqvae
+    codes = tokenizer.encode(tree.embeddings)
+    assert codes.shape == (len(tree.embeddings), 3) and codes.dtype == np.int64
+    assert codes.min() >= 0 and codes.max() < 32
+    np.testing.assert_array_equal(codes, tokenizer.encode(tree.embeddings))
+    np.testing.assert_array_equal(codes[:100], tokenizer.encode(tree.embeddings[:100]))  # no batch dependence
+    again = RQVAETokenizer(SMALL)
+    again.fit(tree.embeddings)
+    assert again.state()["version"] == tokenizer.state()["version"]
+    other_seed = RQVAETokenizer(replace(SMALL, seed=1))
+    other_seed.fit(tree.embeddings)
+    assert other_seed.state()["version"] != tokenizer.state()["version"]
+
+
+@pytest.mark.parametrize("kind", ["rqvae", "rqkmeans"])
+def test_state_rebuilds_the_same_codes_after_pickling(kind, trained_rqvae, tree):
+    if kind == "rqvae":
+        tokenizer = trained_rqvae[0]
+    else:
+        tokenizer = RQKMeansTokenizer(RQKMeansConfig(levels=3, codebook_size=32))
+        tokenizer.fit(tree.embeddings)
+    state = pickle.loads(pickle.dumps(tokenizer.state()))
+    rebuilt = tokenizer_from_state(state)
+    assert isinstance(rebuilt, SemanticTokenizer) and type(rebuilt) is type(tokenizer)
+    assert (rebuilt.levels, rebuilt.codebook_size) == (3, 32)
+    assert state["kind"] == kind and rebuilt.state()["version"] == state["version"]
+    np.testing.assert_array_equal(rebuilt.encode(tree.embeddings), tokenizer.encode(tree.embeddings))
+
+
+def test_a_state_whose_weights_were_altered_is_refused(trained_rqvae):
+    state = trained_rqvae[0].state()
+    state["state_dict"]["codebooks"] = state["state_dict"]["codebooks"] + 1.0
+    with pytest.raises(ValueError, match="hash to"):
+        tokenizer_from_state(state)
+    with pytest.raises(ValueError, match="unknown tokenizer kind"):
+        tokenizer_from_state({**state, "kind": "vq"})
+
+
+def test_unfitted_tokenizers_say_so(tree):
+    for tokenizer in (RQVAETokenizer(SMALL), RQKMeansTokenizer()):
+        with pytest.raises(RuntimeError, match="fit"):
+            tokenizer.encode(tree.embeddings)
+
+
+def _clustered(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(64, 16)) * 4
+    return (centres[rng.integers(64, size=2500)] + rng.normal(size=(2500, 16))).astype(np.float32)
+
+
+def test_kmeans_init_reaches_more_first_level_codes_than_random_init():
+    # A 2-D latent makes the effect structural: tiny random codes around the origin are reached only
+    # when they are corners of the codebook's convex hull, while k-means puts every code on data.
+    x = _clustered(0)
+    used = {}
+    for init in ("kmeans", "random"):
+        cfg = RQVAEConfig(
+            levels=2,
+            codebook_size=64,
+            latent_dim=2,
+            hidden_dims=(32,),
+            epochs=3,
+            batch_size=256,
+            init=init,
+            reseed_dead=False,
+        )
+        tokenizer = RQVAETokenizer(cfg)
+        tokenizer.fit(x)
+        used[init] = utilization_per_level(tokenizer.encode(x), 64)[0]
+    assert used["kmeans"] >= 0.9
+    assert used["kmeans"] > used["random"] + 0.3
+
+
+def test_dead_code_reseeding_keeps_utilization_up(tree):
+    # Without re-seeding this toy collapses to a handful of codes per level within a few epochs.
+    used, reseeded = {}, {}
+    for reseed in (True, False):
+        tokenizer = RQVAETokenizer(replace(SMALL, epochs=8, reseed_dead=reseed))
+        log = tokenizer.fit(tree.embeddings)
+        used[reseed] = utilization_per_level(tokenizer.encode(tree.embeddings), 32)
+        reseeded[reseed] = sum(sum(entry["reseeded"]) for entry in log.entries)
+    assert reseeded[True] > 0 and reseeded[False] == 0
+    assert min(used[True]) >= 0.75
+    assert np.mean(used[True]) > np.mean(used[False]) + 0.4
+
+
+def test_taxonomy_regularizer_trains_and_logs_its_term(tree):
+    cfg = replace(SMALL, epochs=4, taxonomy_weight=0.01)
+    log = RQVAETokenizer(cfg).fit(tree.embeddings, tree.categories)
+    contrastive = [entry["contrastive"] for entry in log.entries]
+    assert all(np.isfinite(contrastive)) and min(contrastive) > 0
+    assert all(np.isfinite(entry["loss"]) for entry in log.entries)
+    with pytest.raises(ValueError, match="categories"):
+        RQVAETokenizer(cfg).fit(tree.embeddings)
+
+
+def test_rqkmeans_levels_explain_more_and_normalize_ignores_scale(tree):
+    tokenizer = RQKMeansTokenizer(RQKMeansConfig(levels=3, codebook_size=32, normalize=True))
+    log = tokenizer.fit(tree.embeddings)
+    residuals = [entry["residual_mse"] for entry in log.entries]
+    assert residuals == sorted(residuals, reverse=True) and residuals[-1] < residuals[0]
+    np.testing.assert_array_equal(tokenizer.encode(3.0 * tree.embeddings), tokenizer.encode(tree.embeddings))
+    with pytest.raises(ValueError, match="codebook"):
+        RQKMeansTokenizer(RQKMeansConfig(codebook_size=256)).fit(tree.embeddings[:100])
