@@ -6,11 +6,11 @@ import os
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from sid_platform.assets import baselines, evaluation, ingest, splits
+from sid_platform.assets import baselines, evaluation, ingest, semantic_ids, splits
 from sid_platform.assets.resources import DatasetResource, EvaluationProtocol, io_manager_for
 from sid_platform.automation.jobs import all_jobs
 
-ASSET_MODULES = [ingest, splits, baselines, evaluation]
+ASSET_MODULES = [ingest, splits, baselines, semantic_ids, evaluation]
 
 defs = Definitions(
     assets=load_assets_from_modules(ASSET_MODULES),

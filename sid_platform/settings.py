@@ -50,6 +50,7 @@ def profile_run_config(profile: str) -> dict[str, Any]:
                     "num_negatives": 0,
                 }
             },
+            "codebooks": {"config": {"levels": 3, "codebook_size": 16, "epochs": 30, "batch_size": 128}},
         }
     # full: a longer SASRec schedule; same code, more patience.
     return {"sasrec_model": {"config": {"epochs": 200, "patience": 10}}}

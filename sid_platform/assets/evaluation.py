@@ -7,8 +7,10 @@ from sid_platform.assets.resources import EvaluationProtocol
 from sid_platform.baselines.popularity import PopularityModel
 from sid_platform.baselines.sasrec import from_checkpoint
 from sid_platform.data.split import ItemVocab, UserSequences
+from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.evaluation.harness import Protocol, evaluate_scorers
 from sid_platform.evaluation.report import metrics_table, write_json
+from sid_platform.semantic_ids import tokenizer_from_state, utilization_per_level
 from sid_platform.settings import data_home
 
 
@@ -22,6 +24,8 @@ def evaluation(
     item_catalog: pl.DataFrame,
     popularity_model: PopularityModel,
     sasrec_model: dict,
+    codebooks: dict,
+    item_embeddings: ItemEmbeddings,
 ) -> Output[dict]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
@@ -41,6 +45,9 @@ def evaluation(
         result = evaluate_scorers(scorers, cases, len(vocab), protocol)
         document[split] = result.as_dict()
         tables[split] = metrics_table(result.metrics)
+    tokenizer = tokenizer_from_state(codebooks)
+    utilization = utilization_per_level(tokenizer.encode(item_embeddings.vectors), tokenizer.codebook_size)
+    document["semantic_ids"] = {"tokenizer_version": codebooks["version"], "utilization_per_level": utilization}
     path = write_json(document, data_home() / "runs" / context.run_id / "evaluation.json")
     setting = "history excluded from ranking" if evaluation_protocol.exclude_history else "history not masked"
     test = document["test"]
@@ -55,5 +62,6 @@ def evaluation(
             "json": MetadataValue.path(str(path)),
             **{f"{name}_recall@10": m["recall@10"] for name, m in test["metrics"].items()},
             **{f"{name}_ndcg@10": m["ndcg@10"] for name, m in test["metrics"].items()},
+            **{f"codebook_utilization_level_{i + 1}": round(u, 4) for i, u in enumerate(utilization)},
         },
     )

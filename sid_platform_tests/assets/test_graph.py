@@ -21,7 +21,12 @@ def test_definitions_load_with_every_asset_and_check():
         "evaluation",
     } <= keys
     checks = {c.name for c in graph.asset_check_keys}
-    assert {"raw_interactions_expectations", "item_catalog_expectations"} <= checks
+    assert {
+        "raw_interactions_expectations",
+        "item_catalog_expectations",
+        "codebook_utilization",
+        "usid_unique",
+    } <= checks
 
 
 def test_main_job_materializes_everything_and_the_model_learns(isolated_home: Path):
@@ -30,8 +35,10 @@ def test_main_job_materializes_everything_and_the_model_learns(isolated_home: Pa
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert {AssetKey("evaluation"), AssetKey("sasrec_model"), AssetKey("data_splits")} <= materialized
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 2 and all(e.passed for e in evaluations)
+    assert len(evaluations) == 4 and all(e.passed for e in evaluations)
     document = result.output_for_node("evaluation")
+    utilization = document["semantic_ids"]["utilization_per_level"]
+    assert len(utilization) == 3 and min(utilization) >= 0.8
     test = document["test"]["metrics"]
     assert test["sasrec"]["recall@10"] > 3 * test["popularity"]["recall@10"]
     assert document["test"]["protocol"]["exclude_history"] is False

@@ -1,0 +1,231 @@
+"""Semantic IDs: ``item_embeddings`` → ``codebooks`` → ``usid_table`` → ``prefix_index``, with intrinsic checks."""
+
+import polars as pl
+from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset, asset_check
+from pydantic import Field
+
+from sid_platform.data.split import ItemVocab, UserSequences
+from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_items
+from sid_platform.embed.text import DEFAULT_TEMPLATE
+from sid_platform.evaluation.plots import code_usage_plot
+from sid_platform.evaluation.report import markdown_table
+from sid_platform.semantic_ids import (
+    RQKMeansConfig,
+    RQKMeansTokenizer,
+    RQVAEConfig,
+    RQVAETokenizer,
+    SemanticTokenizer,
+    UsidLookup,
+    build_prefix_index,
+    build_usid_table,
+    code_label_audit,
+    intrinsic_report,
+    perplexity_per_level,
+    sid_stability,
+    tokenizer_from_state,
+    utilization_per_level,
+)
+from sid_platform.settings import data_home
+
+GROUP = "semantic_ids"
+
+
+class ItemEmbeddingsConfig(Config):
+    encoders: list[str] = Field(
+        default_factory=lambda: ["auto"],
+        description="auto | minilm | t5 | clip | collaborative; several are L2-normalized, weighted and concatenated",
+    )
+    weights: list[float] = Field(default_factory=list, description="one per encoder; empty = all 1")
+    t5_path: str | None = Field(default=None, description="local folder of a T5 model (save_pretrained layout)")
+    clip_path: str | None = Field(default=None, description="local folder of a CLIP model")
+    image_root: str | None = Field(default=None, description="CLIP: folder of local item images, named by image_url")
+    template: str = Field(default=DEFAULT_TEMPLATE, description="item text; [..] segments drop when a field is missing")
+    batch_size: int = 64
+    collaborative_dim: int = 64
+
+
+@asset(group_name=GROUP, description="One vector per catalog item (content, collaborative, or both fused).")
+def item_embeddings(
+    context: AssetExecutionContext, config: ItemEmbeddingsConfig, item_catalog: pl.DataFrame, data_splits: pl.DataFrame
+) -> Output[ItemEmbeddings]:
+    vocab = ItemVocab.from_catalog(item_catalog)
+    train = UserSequences.from_splits(data_splits, vocab).train
+    spec = EmbeddingSpec(
+        **{**config.model_dump(), "encoders": tuple(config.encoders), "weights": tuple(config.weights)}
+    )
+    step = max(len(vocab) // 10, 1)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done // step != (done - config.batch_size) // step:
+            context.log.info(f"embedded {done}/{total} items")
+
+    result = embed_items(item_catalog, train, spec, data_home() / "embedding_cache", progress)
+    stats = {
+        f"{name}_{key}": round(value, 1) if isinstance(value, float) else value
+        for name, stat in result.stats.items()
+        for key, value in vars(stat).items()
+    }
+    return Output(
+        result,
+        metadata={
+            "encoders": ", ".join(result.parts),
+            "items": len(result.item_ids),
+            "dim": int(result.vectors.shape[1]),
+            "version": result.version,
+            **stats,
+        },
+    )
+
+
+class CodebooksConfig(Config):
+    """Which tokenizer, and its knobs; defaults are TIGER's sizes with 4 levels of 256 codes."""
+
+    tokenizer: str = Field(default="rqvae", description="rqvae | rqkmeans")
+    levels: int = 4
+    codebook_size: int = 256
+    init: str = Field(default="kmeans", description="rqvae: kmeans | random initialization of every level")
+    epochs: int = 100
+    batch_size: int = 1024
+    lr: float = 1e-3
+    latent_dim: int = 32
+    hidden_dims: list[int] = Field(default_factory=lambda: [512, 256, 128])
+    reseed_dead: bool = True
+    taxonomy_weight: float = Field(default=0.0, description="λ of the taxonomy-contrastive term; 0.01 turns it on")
+    niter: int = Field(default=25, description="k-means iterations (RQ-KMeans, and RQ-VAE's init)")
+    seed: int = 0
+
+    def build(self) -> SemanticTokenizer:
+        if self.tokenizer == "rqkmeans":
+            return RQKMeansTokenizer(RQKMeansConfig(self.levels, self.codebook_size, self.niter, seed=self.seed))
+        if self.tokenizer != "rqvae":
+            raise ValueError(f"unknown tokenizer {self.tokenizer!r}; choose rqvae or rqkmeans")
+        return RQVAETokenizer(
+            RQVAEConfig(
+                levels=self.levels,
+                codebook_size=self.codebook_size,
+                latent_dim=self.latent_dim,
+                hidden_dims=tuple(self.hidden_dims),
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                lr=self.lr,
+                init=self.init,
+                kmeans_niter=self.niter,
+                reseed_dead=self.reseed_dead,
+                taxonomy_weight=self.taxonomy_weight,
+                seed=self.seed,
+            )
+        )
+
+
+@asset(group_name=GROUP, description="The trained Semantic-ID tokenizer (RQ-VAE or RQ-KMeans) as a versioned state.")
+def codebooks(
+    context: AssetExecutionContext, config: CodebooksConfig, item_embeddings: ItemEmbeddings, item_catalog: pl.DataFrame
+) -> Output[dict]:
+    tokenizer = config.build()
+    log = tokenizer.fit(item_embeddings.vectors, item_catalog["categories"].to_list())
+    codes = tokenizer.encode(item_embeddings.vectors)
+    state = {**tokenizer.state(), "embeddings_version": item_embeddings.version}
+    utilization = utilization_per_level(codes, config.codebook_size)
+    perplexity = perplexity_per_level(codes, config.codebook_size)
+    last = log.entries[-1] if log.entries else {}
+    return Output(
+        state,
+        metadata={
+            "tokenizer": config.tokenizer,
+            "version": state["version"],
+            "embeddings_version": item_embeddings.version,
+            "train_seconds": round(log.seconds, 1),
+            **{f"utilization_level_{i + 1}": round(u, 4) for i, u in enumerate(utilization)},
+            **{f"perplexity_level_{i + 1}": round(p, 1) for i, p in enumerate(perplexity)},
+            **({"recon_mse": round(float(last["recon_mse"]), 4)} if "recon_mse" in last else {}),
+            "code_usage": MetadataValue.md(code_usage_plot(codes, config.codebook_size)),
+        },
+    )
+
+
+@asset(group_name=GROUP, description="item → (c1 … cL, suffix): every item's Semantic ID, unique thanks to the suffix.")
+def usid_table(
+    context: AssetExecutionContext, codebooks: dict, item_embeddings: ItemEmbeddings, item_catalog: pl.DataFrame
+) -> Output[pl.DataFrame]:
+    tokenizer = tokenizer_from_state(codebooks)
+    codes = tokenizer.encode(item_embeddings.vectors)
+    table = build_usid_table(item_embeddings.item_ids, codes, codebooks["version"])
+    report = intrinsic_report(
+        codes, tokenizer.codebook_size, item_embeddings.vectors, item_catalog["categories"].to_list()
+    )
+    published = data_home() / "semantic_ids" / "usid_table_latest.parquet"
+    stability = sid_stability(pl.read_parquet(published), table) if published.is_file() else None
+    audit = code_label_audit(codes, item_catalog["categories"].to_list(), item_embeddings.item_ids)
+    audit_path = data_home() / "semantic_ids" / "code_label_audit.csv"
+    audit_path.parent.mkdir(parents=True, exist_ok=True)
+    audit.write_csv(audit_path)
+    table.write_parquet(published.with_suffix(".tmp"))
+    published.with_suffix(".tmp").replace(published)
+    metadata = {
+        "items": table.height,
+        "tokenizer_version": codebooks["version"],
+        "collision_rate_before_suffix": round(report["collision_rate"], 4),
+        "max_suffix": int(table["suffix"].max() or 0),
+        "code_label_audit": MetadataValue.path(str(audit_path)),
+        "code_label_audit_flagged": audit.height,
+    }
+    for key in ("similarity_depth_spearman", "taxonomy_alignment", "taxonomy_alignment_chance"):
+        if key in report:
+            metadata[key] = round(float(report[key]), 4)
+    if stability is not None:
+        metadata.update({f"stability_{k}": v for k, v in stability.items()})
+    return Output(table, metadata=metadata)
+
+
+@asset(group_name=GROUP, description="Every code prefix (length 1 … L) → the items under it.")
+def prefix_index(usid_table: pl.DataFrame) -> Output[pl.DataFrame]:
+    index = build_prefix_index(usid_table)
+    sizes = index.sizes_per_level()
+    rows = [(level, s["n_prefixes"], round(s["mean_items"], 2), s["max_items"]) for level, s in sorted(sizes.items())]
+    return Output(
+        index.to_frame(),
+        metadata={"sizes": MetadataValue.md(markdown_table(["level", "prefixes", "mean items", "max items"], rows))},
+    )
+
+
+class UtilizationCheckConfig(Config):
+    min_utilization: float = 0.8
+
+
+@asset_check(
+    asset="codebooks",
+    additional_ins={"item_embeddings": AssetIn()},
+    blocking=True,
+    description="Every level of the codebook uses at least 80 % of its codes.",
+)
+def codebook_utilization(
+    config: UtilizationCheckConfig, codebooks: dict, item_embeddings: ItemEmbeddings
+) -> AssetCheckResult:
+    tokenizer = tokenizer_from_state(codebooks)
+    utilization = utilization_per_level(tokenizer.encode(item_embeddings.vectors), tokenizer.codebook_size)
+    low = [i + 1 for i, u in enumerate(utilization) if u < config.min_utilization]
+    return AssetCheckResult(
+        passed=not low,
+        description=f"levels {low} use fewer than {config.min_utilization:.0%} of their codes" if low else None,
+        metadata={f"utilization_level_{i + 1}": round(u, 4) for i, u in enumerate(utilization)},
+    )
+
+
+@asset_check(
+    asset="usid_table",
+    blocking=True,
+    description="Full Semantic IDs (codes + suffix) are unique and map back to their items.",
+)
+def usid_unique(usid_table: pl.DataFrame) -> AssetCheckResult:
+    duplicates = usid_table.height - usid_table["sid"].n_unique()
+    mismatched = 0
+    if duplicates == 0:
+        lookup = UsidLookup(usid_table)
+        mismatched = sum(lookup.item_of(lookup.sid_of(item)) != item for item in usid_table["item_id"].to_list())
+    return AssetCheckResult(
+        passed=duplicates == 0 and mismatched == 0,
+        description=f"{duplicates} duplicate Semantic IDs, {mismatched} items that do not map back"
+        if duplicates or mismatched
+        else None,
+        metadata={"duplicate_sids": duplicates, "round_trip_mismatches": mismatched},
+    )
