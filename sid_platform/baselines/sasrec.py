@@ -35,6 +35,7 @@ class SASRecConfig:
     epochs: int = 200
     patience: int = 5  # epochs without a better validation Recall@10 before stopping
     num_negatives: int = 2048  # shared uniform negatives per batch; 0 = full softmax over the catalog
+    batch_negatives: bool = True  # add the items of the batch's input sequences to the sampled negatives
     seed: int = 0
 
 
@@ -136,7 +137,8 @@ def train_sasrec(
             x, y = inputs[idx, -width:], targets[idx, -width:]
             h = model(x)[y > 0]  # [P, d] positions with a real target
             tgt = y[y > 0] - 1  # item indices
-            loss = _next_item_loss(h, tgt, model.item_vectors(), cfg.num_negatives, rng)
+            batch_items = torch.unique(x[x > 0]) - 1 if cfg.batch_negatives else None
+            loss = _next_item_loss(h, tgt, model.item_vectors(), cfg.num_negatives, rng, batch_items)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -185,11 +187,23 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
 
 
 def _next_item_loss(
-    h: torch.Tensor, tgt: torch.Tensor, items: torch.Tensor, num_negatives: int, rng: np.random.Generator
+    h: torch.Tensor,
+    tgt: torch.Tensor,
+    items: torch.Tensor,
+    num_negatives: int,
+    rng: np.random.Generator,
+    batch_items: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """Cross-entropy of the target against the full catalog, or against shared sampled negatives.
+
+    ``batch_items`` (the items in the batch's input sequences) join the uniform sample as negatives:
+    they include each user's own history, which an unmasked full-catalog ranking must learn to rank low.
+    """
     if num_negatives <= 0 or num_negatives >= len(items):
         return nn.functional.cross_entropy(h @ items.T, tgt)
     negatives = torch.from_numpy(rng.choice(len(items), size=num_negatives, replace=False))
+    if batch_items is not None:
+        negatives = torch.unique(torch.cat([negatives, batch_items]))
     pos = (h * items[tgt]).sum(-1, keepdim=True)
     neg = h @ items[negatives].T
     neg = neg.masked_fill(negatives.unsqueeze(0) == tgt.unsqueeze(1), float("-inf"))  # a negative that is the target
