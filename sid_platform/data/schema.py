@@ -90,7 +90,8 @@ def conform(
     """Cast to the schema, add missing optional columns as nulls, keep the schema's column order.
 
     Returns the conformed frame and a quarantine frame. ``df`` may carry ``_row`` (the row number in
-    the source file); it names the row in quarantine entries and is dropped from the result.
+    the source file; numbered 1.. when absent); it names the row in quarantine entries and stays as the
+    first column until validation (``quarantine_invalid``) has used and dropped it.
 
     - A missing required column is schema drift: it raises ``SchemaError`` naming the source and the
       columns that were found, rather than producing a frame of nulls.
@@ -151,7 +152,7 @@ def conform(
                 pl.lit(None, dtype=pl.Utf8).alias("raw"),
             )
         )
-    good = out.filter(~bad_required).drop("_row")
+    good = out.filter(~bad_required)
     quarantine = pl.concat(issues, how="vertical") if issues else empty_quarantine()
     return good, quarantine
 

@@ -150,52 +150,49 @@ def quarantine_invalid(
     """Split ``df`` into rows that meet every expectation and quarantine entries for those that do not.
 
     Exact duplicate keys keep their first occurrence (the repeats are quarantined), so a duplicated
-    event is not lost entirely. Returns (clean rows, quarantine, the report on the input).
+    event is not lost entirely. Quarantine rows are named by ``_row`` (the row in the source file, as
+    ``conform`` keeps it) when present; ``_row`` is dropped from the clean rows.
+    Returns (clean rows, quarantine, the report on the input).
     """
     keys = ["user_id", "item_id", "timestamp", "position"] if table == "interactions" else ["item_id"]
     indexed = df.with_row_index("_i")
-    repeat = ~pl.struct(keys).is_first_distinct()
-    repeats = indexed.filter(repeat & pl.struct(keys).is_not_null())
+    if "_row" not in indexed.columns:
+        indexed = indexed.with_columns((pl.col("_i") + 1).cast(pl.Int64).alias("_row"))
+    source_row = indexed["_row"].to_list()
+    repeats = set(indexed.filter(~pl.struct(keys).is_first_distinct())["_i"].to_list())
+    report = run_suite(df.drop("_row", strict=False), table, expectations)
     entries = [
-        repeats.select(
-            pl.lit(table).alias("table"),
-            pl.lit(source).alias("source"),
-            pl.col("_i").cast(pl.Int64).alias("row"),
-            pl.lit(",".join(keys)).alias("field"),
-            pl.lit("duplicate of an earlier row; first kept").alias("reason"),
-            pl.concat_str([pl.col(k).cast(pl.Utf8) for k in keys], separator=" | ", ignore_nulls=True).alias("raw"),
-        )
+        {
+            "table": table,
+            "source": source,
+            "row": source_row[i],
+            "field": ",".join(keys),
+            "reason": "duplicate of an earlier row; first kept",
+            "raw": _row_text(df, i),
+        }
+        for i in sorted(repeats)
     ]
-    report = run_suite(df, table, expectations)
-    flagged: dict[int, list[ExpectationOutcome]] = {}
+    dropped = set(repeats)
     for outcome in report.failures():
-        for row in outcome.unexpected_rows:
-            flagged.setdefault(row, []).append(outcome)
-    # Uniqueness expectations flag every copy; the first copy is legitimate and stays.
-    first_copies = set(indexed.filter(pl.struct(keys).is_duplicated() & ~repeat)["_i"].to_list())
-    drop_rows = {r for r, outs in flagged.items() if not (r in first_copies and all("unique" in o.name for o in outs))}
-    drop_rows |= set(repeats["_i"].to_list())
-    if flagged:
-        rows = []
-        for r, outs in sorted(flagged.items()):
-            if r not in drop_rows or r in set(repeats["_i"].to_list()):
-                continue
-            for o in outs:
-                rows.append(
-                    {
-                        "table": table,
-                        "source": source,
-                        "row": r,
-                        "field": o.column,
-                        "reason": f"failed {o.name}",
-                        "raw": _row_text(df, r),
-                    }
-                )
-        entries.append(pl.DataFrame(rows, schema=QUARANTINE_SCHEMA) if rows else empty_quarantine())
-    keep = indexed.filter(~pl.col("_i").is_in(sorted(drop_rows))).drop("_i")
-    return keep, pl.concat(entries, how="vertical"), report
+        # Uniqueness expectations flag every copy; the first copy is legitimate and stays.
+        if "unique" in outcome.name:
+            continue
+        for i in outcome.unexpected_rows:
+            dropped.add(i)
+            entries.append(
+                {
+                    "table": table,
+                    "source": source,
+                    "row": source_row[i],
+                    "field": outcome.column,
+                    "reason": f"failed {outcome.name}",
+                    "raw": _row_text(df, i),
+                }
+            )
+    keep = indexed.filter(~pl.col("_i").is_in(sorted(dropped))).drop("_i", "_row")
+    return keep, pl.DataFrame(entries, schema=QUARANTINE_SCHEMA) if entries else empty_quarantine(), report
 
 
 def _row_text(df: pl.DataFrame, row: int) -> str:
-    record = df.row(row, named=True)
+    record = {k: v for k, v in df.row(row, named=True).items() if k != "_row"}
     return str({k: (v if not isinstance(v, datetime) else v.isoformat()) for k, v in record.items()})[:500]

@@ -189,3 +189,15 @@ def test_real_beauty_and_sports_match_published_counts(real_data_dir: Path):
     sports = load_p5(real_data_dir, "sports")
     assert (sports.interactions.height, sports.items.height) == (296_337, 18_357)
     assert sports.items["title"].is_null().all()
+
+
+def test_rows_flagged_by_the_suite_are_named_by_their_line_in_the_source_file(tmp_path: Path):
+    from sid_platform.data.validation import interaction_expectations, quarantine_invalid
+
+    (tmp_path / "events.csv").write_text("user_id,item_id,position\nu1,a,0\nu1,b,1\nu1,ghost,2\nu2,a,0\n")
+    data = load_generic(tmp_path / "events.csv")
+    clean, quarantine, _ = quarantine_invalid(
+        data.interactions, "interactions", "events.csv", interaction_expectations(["a", "b"])
+    )
+    assert quarantine.select("row", "field").rows() == [(4, "item_id")]  # line 4 of the file holds 'ghost'
+    assert clean.columns == list(data.interactions.drop("_row").columns)

@@ -42,10 +42,12 @@ def test_interaction_suite_quarantines_each_kind_of_bad_row():
     clean, quarantine, report = quarantine_invalid(frame, "interactions", "t", expectations)
     assert not report.success
     assert clean.select("user_id", "item_id").rows() == [("u1", "a"), ("u3", "b")]  # first copy of the duplicate kept
+    # Rows are named 1-based, as a person counts them in the source.
     reasons = dict(zip(quarantine["row"], quarantine["reason"], strict=True))
-    assert set(reasons) == {1, 2, 3, 4}
-    assert "duplicate" in reasons[1]
-    assert "in_set" in reasons[2] and "between" in reasons[3] and "between" in reasons[4]
+    assert set(reasons) == {2, 3, 4, 5}
+    assert "duplicate" in reasons[2]
+    assert "in_set" in reasons[3] and "between" in reasons[4] and "between" in reasons[5]
+    assert "_row" not in clean.columns
     assert run_suite(clean, "interactions", expectations).success
 
 
@@ -66,7 +68,7 @@ def test_item_suite_flags_malformed_category_paths_and_duplicate_ids():
     clean, quarantine, _ = quarantine_invalid(frame, "items", "t", item_expectations())
     assert clean["item_id"].to_list() == ["a"]
     assert clean["price"].to_list() == [1.0]
-    assert sorted(quarantine["row"].to_list()) == [1, 2, 3]
+    assert sorted(quarantine["row"].to_list()) == [2, 3, 4]
     assert run_suite(clean, "items", item_expectations()).success
 
 
