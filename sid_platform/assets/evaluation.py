@@ -7,10 +7,10 @@ from sid_platform.assets.resources import EvaluationProtocol
 from sid_platform.baselines.popularity import PopularityModel
 from sid_platform.baselines.sasrec import from_checkpoint
 from sid_platform.data.split import ItemVocab, UserSequences
-from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.evaluation.harness import Protocol, evaluate_scorers
 from sid_platform.evaluation.report import metrics_table, write_json
-from sid_platform.semantic_ids import tokenizer_from_state, utilization_per_level
+from sid_platform.semantic_ids import utilization_per_level
+from sid_platform.semantic_ids.usid import code_columns, table_levels
 from sid_platform.settings import data_home
 
 
@@ -25,7 +25,7 @@ def evaluation(
     popularity_model: PopularityModel,
     sasrec_model: dict,
     codebooks: dict,
-    item_embeddings: ItemEmbeddings,
+    usid_table: pl.DataFrame,
 ) -> Output[dict]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
@@ -45,8 +45,9 @@ def evaluation(
         result = evaluate_scorers(scorers, cases, len(vocab), protocol)
         document[split] = result.as_dict()
         tables[split] = metrics_table(result.metrics)
-    tokenizer = tokenizer_from_state(codebooks)
-    utilization = utilization_per_level(tokenizer.encode(item_embeddings.vectors), tokenizer.codebook_size)
+    # The USID table already holds every item's codes; no need to run the tokenizer again.
+    codes = usid_table.select(code_columns(table_levels(usid_table))).to_numpy()
+    utilization = utilization_per_level(codes, codebooks["config"]["codebook_size"])
     document["semantic_ids"] = {"tokenizer_version": codebooks["version"], "utilization_per_level": utilization}
     path = write_json(document, data_home() / "runs" / context.run_id / "evaluation.json")
     setting = "history excluded from ranking" if evaluation_protocol.exclude_history else "history not masked"

@@ -23,8 +23,7 @@ def run_main_job(
     if profile == "test":
         run_config["resources"] = {"dataset": {"config": {"source": "synthetic"}}}
     for section, values in (extra_run_config or {}).items():
-        for key, value in values.items():
-            run_config.setdefault(section, {})[key] = value
+        run_config.setdefault(section, {}).update(values)
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     return defs.resolve_job_def("main_job").execute_in_process(
         run_config=run_config, instance=instance, raise_on_error=raise_on_error
