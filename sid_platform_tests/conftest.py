@@ -15,9 +15,10 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test writes under its own temporary data home, never into the checkout."""
+    """Every test writes under its own temporary data home and Dagster home, never into the checkout."""
     home = tmp_path / "sid_home"
     monkeypatch.setenv(HOME_ENV, str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     return home
 
 

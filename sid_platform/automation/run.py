@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 
 from sid_platform.settings import profile_run_config
+
+
+def local_instance() -> DagsterInstance:
+    """The instance under ``$DAGSTER_HOME`` (created on first use, telemetry off), else an ephemeral one."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return DagsterInstance.ephemeral()
+    path = Path(home).expanduser().absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    return DagsterInstance.get()
 
 
 def run_main_job(
@@ -24,7 +38,6 @@ def run_main_job(
         run_config["resources"] = {"dataset": {"config": {"source": "synthetic"}}}
     for section, values in (extra_run_config or {}).items():
         run_config.setdefault(section, {}).update(values)
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     return defs.resolve_job_def("main_job").execute_in_process(
-        run_config=run_config, instance=instance, raise_on_error=raise_on_error
+        run_config=run_config, instance=local_instance(), raise_on_error=raise_on_error
     )
