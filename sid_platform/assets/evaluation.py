@@ -13,6 +13,9 @@ from sid_platform.semantic_ids import utilization_per_level
 from sid_platform.semantic_ids.usid import code_columns, table_levels
 from sid_platform.settings import data_home
 
+# Which ranking the platform serves; it becomes the router's ranking once retrieval lands.
+SERVING_MODEL = "sasrec"
+
 
 @asset(
     group_name="evaluation", description="Recall@K / NDCG@K of every model on the held-out users (test and validation)."
@@ -49,6 +52,14 @@ def evaluation(
     codes = usid_table.select(code_columns(table_levels(usid_table))).to_numpy()
     utilization = utilization_per_level(codes, codebooks["config"]["codebook_size"])
     document["semantic_ids"] = {"tokenizer_version": codebooks["version"], "utilization_per_level": utilization}
+    # The model the platform would serve from this run; the promotion gate and the sensors read these figures.
+    serving = SERVING_MODEL
+    document["serving"] = {
+        "model": serving,
+        "split": "test",
+        **{metric: document["test"]["metrics"][serving][metric] for metric in ("recall@10", "ndcg@10")},
+        "min_codebook_utilization": min(utilization),
+    }
     path = write_json(document, data_home() / "runs" / context.run_id / "evaluation.json")
     setting = "history excluded from ranking" if evaluation_protocol.exclude_history else "history not masked"
     test = document["test"]
@@ -60,6 +71,10 @@ def evaluation(
             "test_table": MetadataValue.md(f"{header}\n\n{tables['test']}"),
             "valid_table": MetadataValue.md(tables["valid"]),
             "exclude_history": evaluation_protocol.exclude_history,
+            "serving_model": serving,
+            "serving_recall@10": document["serving"]["recall@10"],
+            "serving_ndcg@10": document["serving"]["ndcg@10"],
+            "min_codebook_utilization": round(min(utilization), 4),
             "json": MetadataValue.path(str(path)),
             **{f"{name}_recall@10": m["recall@10"] for name, m in test["metrics"].items()},
             **{f"{name}_ndcg@10": m["ndcg@10"] for name, m in test["metrics"].items()},
