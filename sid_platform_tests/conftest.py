@@ -11,14 +11,16 @@ from sid_platform.data.synthetic import generate
 from sid_platform.settings import DATA_DIR_ENV, HOME_ENV
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test writes under its own temporary data home and Dagster home, never into the checkout."""
+    """Every test writes under its own temporary data home, Dagster home and MLflow store, never into the checkout."""
     home = tmp_path / "sid_home"
     monkeypatch.setenv(HOME_ENV, str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # MLflow too: the embedded store under the data home
     return home
 
 

@@ -1,0 +1,217 @@
+"""The servable recommender as ONE MLflow model: every component as a file, plus the config that made them.
+
+A bundle is a mapping ``name → component``; each component becomes one file (a polars frame → Parquet,
+bytes → ``.bin``, a path → copied as is, anything else → pickle) and one MLflow pyfunc artifact. Beside
+them lies ``config.json``: the full Dagster run config, the data fingerprint, the evaluation figures and
+each file's SHA-256, so a registered version says exactly what produced it (and ``pinned_config`` reads
+it back for a rollback or a rerun). Adding a component (a FAISS index, a router checkpoint) is one more
+entry in the mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import polars as pl
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import Array
+
+from sid_platform.registry.tracking import Tracking, log_run
+
+CONFIG_ARTIFACT = "config"
+MODEL_ARTIFACT_PATH = "model"
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec(Array(DataType.string), "history")]),
+    outputs=Schema([ColSpec(Array(DataType.string), "items"), ColSpec(Array(DataType.string), "sids")]),
+    params=ParamSchema([ParamSpec("k", DataType.long, 10)]),
+)
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def write_component(name: str, value: Any, directory: Path) -> Path:
+    """One component → one file in ``directory``; the suffix says how ``read_component`` reads it back."""
+    if isinstance(value, pl.DataFrame):
+        path = directory / f"{name}.parquet"
+        value.write_parquet(path)
+    elif isinstance(value, bytes):
+        path = directory / f"{name}.bin"
+        path.write_bytes(value)
+    elif isinstance(value, Path):
+        path = directory / f"{name}{''.join(value.suffixes)}"
+        shutil.copyfile(value, path)
+    else:
+        path = directory / f"{name}.pkl"
+        with open(path, "wb") as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def read_component(path: Path) -> Any:
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path)
+    if path.suffix == ".pkl":
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    return path  # formats the bundle does not know stay files; their consumer opens them
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def frame_fingerprint(*frames: pl.DataFrame) -> str:
+    """A content hash of tables (row hashes in order, and the column names); same data, same fingerprint."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(",".join(frame.columns).encode())
+        digest.update(frame.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class ServableRecommender(mlflow.pyfunc.PythonModel):
+    """Histories of item ids in, top-k item ids (and their Semantic IDs) out, ranked by the serving model.
+
+    Input: a frame with a ``history`` column (lists of item ids, oldest first); ``params={"k": 10}``.
+    The serving model is the one the evaluation named (``config["evaluation"]["model"]``).
+    """
+
+    def load_context(self, context: Any) -> None:
+        self.config = json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text())
+        self.components = {
+            name: read_component(Path(path)) for name, path in context.artifacts.items() if name != CONFIG_ARTIFACT
+        }
+        self._scorer = None
+
+    def _serving_scorer(self) -> tuple[Any, list[str]]:
+        if self._scorer is None:
+            serving = self.config.get("evaluation", {}).get("model", "sasrec")
+            if serving != "sasrec":
+                raise NotImplementedError(f"the bundle cannot serve {serving!r} yet; only 'sasrec' is wired")
+            from sid_platform.baselines.sasrec import from_checkpoint
+
+            self._scorer = from_checkpoint(self.components["sasrec_model"])
+        return self._scorer
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        k = int((params or {}).get("k", 10))
+        model, item_ids = self._serving_scorer()
+        index = {item: i for i, item in enumerate(item_ids)}
+        histories = [
+            np.asarray([index[item] for item in history if item in index], dtype=np.int64)
+            for history in model_input["history"]
+        ]
+        top = np.argsort(-model.score(histories), axis=1)[:, :k]
+        sid_of: dict[str, str] = {}
+        if isinstance(self.components.get("usid_table"), pl.DataFrame):
+            table = self.components["usid_table"]
+            sid_of = dict(zip(table["item_id"].to_list(), table["sid"].to_list(), strict=True))
+        items = [[item_ids[i] for i in row] for row in top]
+        return pd.DataFrame({"items": items, "sids": [[sid_of.get(item) for item in row] for row in items]})
+
+
+def _save_pyfunc(model_dir: Path, artifacts: dict[str, str], requirements: list[str]) -> None:
+    """``save_model`` without its notices: the class is importable (cloudpickle stores a reference), and the
+    signature is given, so neither the pickling warning nor "no input example" applies."""
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_logger.level
+    pyfunc_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            mlflow.pyfunc.save_model(
+                model_dir,
+                python_model=ServableRecommender(),
+                artifacts=artifacts,
+                signature=SIGNATURE,
+                pip_requirements=requirements,  # explicit: inferring them would load the model in a subprocess
+            )
+    finally:
+        pyfunc_logger.setLevel(level)
+
+
+def log_bundle(
+    tracking: Tracking,
+    registered_model: str,
+    components: Mapping[str, Any],
+    config: Mapping[str, Any],
+    *,
+    run_name: str = "servable_bundle",
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> ModelVersion:
+    """Log the components and their pinned config as one pyfunc model in a new run, and register it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = Path(tmp, "parts")
+        parts.mkdir()
+        files = {name: write_component(name, value, parts) for name, value in components.items()}
+        pinned = {
+            **config,
+            "components": {name: {"file": p.name, "sha256": file_sha256(p)} for name, p in files.items()},
+            "packages": {name: _package_version(name) for name in ("sid-platform", "torch", "polars", "mlflow")},
+        }
+        config_path = parts / "config.json"
+        config_path.write_text(json.dumps(pinned, indent=2, sort_keys=True, default=str))
+        model_dir = Path(tmp, MODEL_ARTIFACT_PATH)
+        _save_pyfunc(
+            model_dir,
+            {CONFIG_ARTIFACT: str(config_path), **{name: str(p) for name, p in files.items()}},
+            [f"{n}=={v}" for n, v in pinned["packages"].items() if v],
+        )
+        run_id = log_run(
+            tracking,
+            run_name,
+            params={"components": ",".join(sorted(files))},
+            metrics=metrics,
+            files={MODEL_ARTIFACT_PATH: model_dir},
+            tags=tags,
+        )
+    client = tracking.client
+    try:
+        client.create_registered_model(
+            registered_model, description="The servable Semantic-ID recommender; alias 'champion' is served."
+        )
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT_PATH}"
+    return client.create_model_version(registered_model, source, run_id=run_id, tags=dict(tags or {}))
+
+
+def download_version(tracking: Tracking, version: ModelVersion, destination: Path) -> Path:
+    """The version's model folder, downloaded; ``mlflow.pyfunc.load_model`` on it gives the recommender."""
+    return Path(tracking.client.download_artifacts(version.run_id, MODEL_ARTIFACT_PATH, str(destination)))
+
+
+def pinned_config(tracking: Tracking, version: ModelVersion) -> dict:
+    """The ``config.json`` a version was registered with: run config, data fingerprint, component hashes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tracking.client.download_artifacts(version.run_id, f"{MODEL_ARTIFACT_PATH}/artifacts/config.json", tmp)
+        return json.loads(Path(path).read_text())

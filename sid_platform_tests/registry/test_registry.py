@@ -1,0 +1,144 @@
+"""Tracking, the servable bundle, the gate, promotion and rollback, against a real MLflow SQLite store."""
+
+import math
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from sid_platform.baselines.sasrec import SASRec, SASRecConfig, checkpoint_blob
+from sid_platform.evaluation.plots import twin_line_plot
+from sid_platform.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    Candidate,
+    GatePolicy,
+    Tracking,
+    alias_version,
+    champion,
+    champion_history,
+    decide,
+    download_version,
+    gate,
+    log_bundle,
+    log_run,
+    pinned_config,
+    png_from_markdown,
+    resolve_tracking_uri,
+    rollback,
+)
+from sid_platform.semantic_ids import build_usid_table
+
+POLICY = GatePolicy(recall_tolerance=0.02, min_utilization=0.8)
+
+
+def test_tracking_uri_defaults_to_sqlite_under_the_data_home_and_yields_to_env_and_config(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri() == f"sqlite:///{isolated_home / 'mlflow' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert resolve_tracking_uri() == "http://mlflow:5000"
+    assert resolve_tracking_uri("sqlite:///elsewhere.db") == "sqlite:///elsewhere.db"
+
+
+def test_gate_rules():
+    good = Candidate(recall_at_10=0.100, min_codebook_utilization=0.9)
+    assert gate(good, None, POLICY) == (True, [])
+    assert gate(good, 0.102, POLICY)[0]  # 2 % tolerance: the floor is 0.09996
+    promote, reasons = gate(Candidate(0.0979, 0.9), 0.100, POLICY)
+    assert not promote and "Recall@10 0.0979 is below the champion's 0.1000" in reasons[0]
+    promote, reasons = gate(Candidate(0.2, 0.79), None, POLICY)
+    assert not promote and reasons == ["codebook utilization 79.0% is below 80%"]
+    promote, reasons = gate(Candidate(0.2, 0.9, failed_checks=("codebooks:codebook_utilization",)), 0.1, POLICY)
+    assert not promote and "codebooks:codebook_utilization" in reasons[0]
+    assert not gate(Candidate(math.nan, 0.9), 0.1, POLICY)[0]
+    assert not gate(Candidate(0.1, math.nan), None, POLICY)[0]
+
+
+def test_log_run_records_params_metrics_curves_and_plots(tracking: Tracking):
+    plot = twin_line_plot([0, 1, 2], [3.0, 2.0, 1.5], [0.1, 0.2, 0.25], "epoch", "loss", "R@10")
+    run_id = log_run(
+        tracking,
+        "sasrec_model",
+        params={"hidden_dim": 32, "nested": {"lr": 0.005}},
+        metrics={"best_valid_recall@10": 0.25, "nan": math.nan},
+        curves={"loss": [3.0, 2.0, 1.5]},
+        images={"training_plot": png_from_markdown(plot)},
+        tags={"dagster_run_id": "abc"},
+    )
+    run = tracking.client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["dagster_run_id"] == "abc"
+    assert run.data.params == {"hidden_dim": "32", "nested.lr": "0.005"}
+    assert run.data.metrics["best_valid_recall_at_10"] == 0.25 and "nan" not in run.data.metrics
+    assert [m.value for m in tracking.client.get_metric_history(run_id, "loss")] == [3.0, 2.0, 1.5]
+    [plots] = [a for a in tracking.client.list_artifacts(run_id) if a.path == "plots"]
+    assert [a.path for a in tracking.client.list_artifacts(run_id, "plots")] == ["plots/training_plot.png"]
+    assert plots.is_dir
+
+
+def _components(seed: int) -> dict:
+    items = [f"i{i}" for i in range(12)]
+    torch_model = SASRec(len(items), SASRecConfig(hidden_dim=8, max_len=5, num_layers=1, seed=seed))
+    codes = np.stack([np.arange(12) % 4, np.arange(12) // 4], axis=1)
+    return {"sasrec_model": checkpoint_blob(torch_model, items), "usid_table": build_usid_table(items, codes, "v0")}
+
+
+def _register(tracking: Tracking, name: str, recall: float, utilization: float = 0.9, seed: int = 0):
+    config = {"run_config": {"ops": {"sasrec_model": {"config": {"seed": seed}}}}, "evaluation": {"model": "sasrec"}}
+    version = log_bundle(tracking, name, _components(seed), config, metrics={"recall@10": recall})
+    return int(version.version), decide(
+        tracking.client, name, int(version.version), Candidate(recall, utilization), POLICY
+    )
+
+
+def test_promotion_refusal_and_rollback(tracking: Tracking, model_name: str, tmp_path: Path):
+    client = tracking.client
+    v1, first = _register(tracking, model_name, recall=0.100, seed=1)
+    assert first.promoted and first.summary == "first champion"
+    assert int(champion(client, model_name).version) == v1
+
+    v2, worse = _register(tracking, model_name, recall=0.090, seed=2)
+    assert not worse.promoted and worse.previous_champion == v1
+    refused = client.get_model_version(model_name, str(v2))
+    assert refused.tags["gate"] == "refused" and refused.tags["role"] == CHALLENGER
+    assert "Recall@10 0.0900 is below the champion's 0.1000" in refused.tags["gate_reasons"]
+    assert int(alias_version(client, model_name, CHALLENGER).version) == v2
+    assert int(champion(client, model_name).version) == v1  # a refused version never touches the champion
+
+    v3, better = _register(tracking, model_name, recall=0.110, seed=3)
+    assert better.promoted and "vs champion v1's 0.1000" in better.summary
+    assert int(champion(client, model_name).version) == v3
+    assert int(alias_version(client, model_name, PREVIOUS).version) == v1
+    assert client.get_model_version(model_name, str(v1)).tags["role"] == "retired"
+    assert champion_history(client, model_name) == [v1, v3]
+
+    with pytest.raises(ValueError, match="never champion"):
+        rollback(client, model_name, to_version=v2)
+    assert rollback(client, model_name) == (v3, v1)
+    restored = champion(client, model_name)
+    assert int(restored.version) == v1 and restored.tags["role"] == CHAMPION
+    assert client.get_model_version(model_name, str(v3)).tags["role"] == "rolled_back"
+    assert alias_version(client, model_name, PREVIOUS) is None
+    # The restored champion carries the exact config that produced it, and serves.
+    assert pinned_config(tracking, restored)["run_config"] == {"ops": {"sasrec_model": {"config": {"seed": 1}}}}
+    model = mlflow.pyfunc.load_model(str(download_version(tracking, restored, tmp_path)))
+    out = model.predict(pd.DataFrame({"history": [["i1", "i2"], ["i5"]]}), params={"k": 3})
+    assert [len(row) for row in out["items"]] == [3, 3]
+    assert all(sid.count("-") == 2 for row in out["sids"] for sid in row)
+    with pytest.raises(ValueError, match="first champion"):
+        rollback(client, model_name)
+    assert rollback(client, model_name, to_version=v3) == (v1, v3)  # a former champion, by name
+    assert int(champion(client, model_name).version) == v3
+
+
+def test_bundle_pins_component_hashes(tracking: Tracking, model_name: str):
+    frame = pl.DataFrame({"a": [1, 2]})
+    version = log_bundle(tracking, model_name, {"table": frame, "raw": b"\x00\x01"}, {"run_config": {}})
+    pinned = pinned_config(tracking, version)
+    assert set(pinned["components"]) == {"table", "raw"}
+    assert pinned["components"]["raw"]["file"] == "raw.bin" and len(pinned["components"]["raw"]["sha256"]) == 64
