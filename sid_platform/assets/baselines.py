@@ -3,7 +3,7 @@
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from sid_platform.assets.resources import EvaluationProtocol, config_class
+from sid_platform.assets.resources import EvaluationProtocol, MlflowResource, config_class
 from sid_platform.baselines.popularity import PopularityModel
 from sid_platform.baselines.sasrec import SASRecConfig, checkpoint_blob, train_sasrec
 from sid_platform.data.split import ItemVocab, UserSequences
@@ -33,6 +33,7 @@ def sasrec_model(
     context: AssetExecutionContext,
     config: SASRecAssetConfig,
     evaluation_protocol: EvaluationProtocol,
+    mlflow: MlflowResource,
     data_splits: pl.DataFrame,
     item_catalog: pl.DataFrame,
 ) -> Output[dict]:
@@ -49,29 +50,39 @@ def sasrec_model(
         ),
     )
     epochs = log.epochs
+    figures = {
+        "best_epoch": log.best_epoch,
+        "epochs_run": len(epochs),
+        "best_valid_recall@10": log.best_valid_recall10,
+        "train_seconds": round(log.seconds, 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    plot = twin_line_plot(
+        [e["epoch"] for e in epochs],
+        [e["loss"] for e in epochs],
+        [e["valid_recall@10"] for e in epochs],
+        "epoch",
+        "train loss",
+        "valid Recall@10",
+    )
+    mlflow_run = mlflow.log_training_run(
+        context,
+        params={**config.model_dump(), "exclude_history": evaluation_protocol.exclude_history},
+        metrics=figures,
+        curves={key: [e[key] for e in epochs] for key in ("loss", "valid_recall@10")},
+        plots={"training_plot": plot},
+    )
     return Output(
         checkpoint_blob(model, vocab.item_ids),
         metadata={
-            "best_epoch": log.best_epoch,
-            "epochs_run": len(epochs),
-            "best_valid_recall@10": log.best_valid_recall10,
-            "train_seconds": round(log.seconds, 1),
-            "parameters": sum(p.numel() for p in model.parameters()),
+            **figures,
             "training_curve": MetadataValue.md(
                 markdown_table(
                     ["epoch", "loss", "valid R@10", "seconds"],
                     [(e["epoch"], e["loss"], e["valid_recall@10"], round(e["seconds"], 1)) for e in epochs],
                 )
             ),
-            "training_plot": MetadataValue.md(
-                twin_line_plot(
-                    [e["epoch"] for e in epochs],
-                    [e["loss"] for e in epochs],
-                    [e["valid_recall@10"] for e in epochs],
-                    "epoch",
-                    "train loss",
-                    "valid Recall@10",
-                )
-            ),
+            "training_plot": MetadataValue.md(plot),
+            "mlflow_run_id": mlflow_run,
         },
     )

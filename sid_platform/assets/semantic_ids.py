@@ -4,6 +4,7 @@ import polars as pl
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset, asset_check
 from pydantic import Field
 
+from sid_platform.assets.resources import MlflowResource
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_items
 from sid_platform.embed.text import DEFAULT_TEMPLATE
@@ -119,7 +120,11 @@ class CodebooksConfig(Config):
 
 @asset(group_name=GROUP, description="The trained Semantic-ID tokenizer (RQ-VAE or RQ-KMeans) as a versioned state.")
 def codebooks(
-    context: AssetExecutionContext, config: CodebooksConfig, item_embeddings: ItemEmbeddings, item_catalog: pl.DataFrame
+    context: AssetExecutionContext,
+    config: CodebooksConfig,
+    mlflow: MlflowResource,
+    item_embeddings: ItemEmbeddings,
+    item_catalog: pl.DataFrame,
 ) -> Output[dict]:
     tokenizer = config.build()
     log = tokenizer.fit(item_embeddings.vectors, item_catalog["categories"].to_list())
@@ -128,17 +133,29 @@ def codebooks(
     utilization = utilization_per_level(codes, config.codebook_size)
     perplexity = perplexity_per_level(codes, config.codebook_size)
     last = log.entries[-1] if log.entries else {}
+    figures = {
+        "train_seconds": round(log.seconds, 1),
+        **{f"utilization_level_{i + 1}": round(u, 4) for i, u in enumerate(utilization)},
+        **{f"perplexity_level_{i + 1}": round(p, 1) for i, p in enumerate(perplexity)},
+        **({"recon_mse": round(float(last["recon_mse"]), 4)} if "recon_mse" in last else {}),
+    }
+    usage_plot = code_usage_plot(codes, config.codebook_size)
+    mlflow_run = mlflow.log_training_run(
+        context,
+        params={**config.model_dump(), "embeddings_version": item_embeddings.version, "version": state["version"]},
+        metrics=figures,
+        curves={key: [e[key] for e in log.entries] for key in last if key not in ("epoch", "seconds")},
+        plots={"code_usage": usage_plot},
+    )
     return Output(
         state,
         metadata={
             "tokenizer": config.tokenizer,
             "version": state["version"],
             "embeddings_version": item_embeddings.version,
-            "train_seconds": round(log.seconds, 1),
-            **{f"utilization_level_{i + 1}": round(u, 4) for i, u in enumerate(utilization)},
-            **{f"perplexity_level_{i + 1}": round(p, 1) for i, p in enumerate(perplexity)},
-            **({"recon_mse": round(float(last["recon_mse"]), 4)} if "recon_mse" in last else {}),
-            "code_usage": MetadataValue.md(code_usage_plot(codes, config.codebook_size)),
+            **figures,
+            "code_usage": MetadataValue.md(usage_plot),
+            "mlflow_run_id": mlflow_run,
         },
     )
 

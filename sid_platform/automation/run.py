@@ -24,18 +24,21 @@ def local_instance() -> DagsterInstance:
     return DagsterInstance.get()
 
 
+def profile_job_config(profile: str) -> dict[str, Any]:
+    """A profile's run config for the graph's jobs; ``test`` also reads the synthetic generator."""
+    run_config: dict[str, Any] = {"ops": profile_run_config(profile)}
+    if profile == "test":
+        run_config["resources"] = {"dataset": {"config": {"source": "synthetic"}}}
+    return run_config
+
+
 def run_main_job(
     profile: str = "default", extra_run_config: dict[str, Any] | None = None, raise_on_error: bool = True
 ) -> ExecuteInProcessResult:
     """Materialize every asset with the profile's config; runs are recorded in ``$DAGSTER_HOME`` when set."""
     from sid_platform.definitions import defs
 
-    run_config: dict[str, Any] = {
-        "ops": profile_run_config(profile),
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
-    }
-    if profile == "test":
-        run_config["resources"] = {"dataset": {"config": {"source": "synthetic"}}}
+    run_config = {**profile_job_config(profile), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     for section, values in (extra_run_config or {}).items():
         run_config.setdefault(section, {}).update(values)
     return defs.resolve_job_def("main_job").execute_in_process(

@@ -6,6 +6,7 @@ from dagster import AssetKey
 
 from sid_platform.automation.run import run_main_job
 from sid_platform.definitions import defs
+from sid_platform.registry import Tracking, champion
 
 
 def test_definitions_load_with_every_asset_and_check():
@@ -19,6 +20,7 @@ def test_definitions_load_with_every_asset_and_check():
         "popularity_model",
         "sasrec_model",
         "evaluation",
+        "model_promotion",
     } <= keys
     checks = {c.name for c in graph.asset_check_keys}
     assert {
@@ -44,6 +46,12 @@ def test_main_job_materializes_everything_and_the_model_learns(isolated_home: Pa
     assert document["test"]["protocol"]["exclude_history"] is False
     assert (isolated_home / "runs" / result.run_id / "evaluation.json").is_file()
     assert (isolated_home / "assets" / "data_splits.parquet").is_file()
+    # The first model of an empty registry (SQLite under the data home) becomes champion, with its figures.
+    promotion = result.output_for_node("model_promotion")
+    assert promotion["promoted"] and promotion["tracking_uri"].startswith(f"sqlite:///{isolated_home}")
+    current = champion(Tracking.resolve().client, "sid-recommender")
+    assert int(current.version) == promotion["version"] == 1
+    assert float(current.tags["recall_at_10"]) == document["serving"]["recall@10"]
 
 
 def test_a_failed_blocking_check_stops_everything_downstream(tmp_path: Path):

@@ -23,6 +23,7 @@ from sid_platform.registry import (
     champion_history,
     decide,
     download_version,
+    frame_fingerprint,
     gate,
     log_bundle,
     log_run,
@@ -142,3 +143,10 @@ def test_bundle_pins_component_hashes(tracking: Tracking, model_name: str):
     pinned = pinned_config(tracking, version)
     assert set(pinned["components"]) == {"table", "raw"}
     assert pinned["components"]["raw"]["file"] == "raw.bin" and len(pinned["components"]["raw"]["sha256"]) == 64
+
+
+def test_frame_fingerprint_follows_the_content():
+    frame = pl.DataFrame({"user_id": ["u1", "u2"], "item_id": ["a", "b"], "categories": [["x"], None]})
+    assert frame_fingerprint(frame) == frame_fingerprint(frame.clone())
+    assert frame_fingerprint(frame) != frame_fingerprint(frame.with_columns(pl.lit("c").alias("item_id")))
+    assert frame_fingerprint(frame) != frame_fingerprint(frame.reverse())

@@ -1,0 +1,138 @@
+"""Retrain sensors: fresh ``evaluation`` results against the champion's registered figures.
+
+Both sensors read the metadata every ``evaluation`` materialization carries (``serving_recall@10``,
+``min_codebook_utilization``), whether it came from a retrain, from the main job, or from re-evaluating
+the current models on newly arrived logs. A cause is (condition, champion version): each sensor requests
+at most one ``retrain_job`` run per cause, so a retrain that is refused by the gate, whose own evaluation
+is still below the champion, does not trigger another one; a new champion opens new causes. The cursor
+holds the last evaluation seen and the causes already fired (and each request's ``run_key`` is its cause,
+so the daemon would drop a duplicate too). On its first tick a sensor judges only the latest evaluation,
+not the whole history.
+
+Default status RUNNING: a sensor only reads the event log and, when a new evaluation exists, the champion's
+tags in MLflow; it launches nothing until a figure actually degrades, and a loop that has to be switched on
+by hand is a loop that is not there.
+"""
+
+import json
+import os
+from collections.abc import Callable
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from mlflow.entities.model_registry import ModelVersion
+
+from sid_platform.assets.resources import MlflowResource
+from sid_platform.automation.jobs import retrain_job
+from sid_platform.automation.run import profile_job_config
+from sid_platform.registry import champion
+from sid_platform.registry.promotion import RECALL_TAG
+from sid_platform.settings import PROFILE_ENV
+
+EVALUATION = AssetKey("evaluation")
+RECALL_KEY = "serving_recall@10"
+UTILIZATION_KEY = "min_codebook_utilization"
+REASON_TAG = "sid/retrain_reason"
+TRIGGER_TAG = "sid/retrain_trigger"
+
+# (evaluation metadata, champion or None, thresholds) → the reason to retrain, or None.
+Condition = Callable[[dict[str, float], ModelVersion | None, MlflowResource], str | None]
+
+
+def recall_dropped(figures: dict[str, float], current: ModelVersion | None, mlflow: MlflowResource) -> str | None:
+    if current is None or RECALL_TAG not in current.tags or RECALL_KEY not in figures:
+        return None  # nothing registered to compare with
+    registered, fresh = float(current.tags[RECALL_TAG]), figures[RECALL_KEY]
+    if registered > 0 and (registered - fresh) / registered > mlflow.recall_drop_alert:
+        return (
+            f"Recall@10 {fresh:.4f} is {(registered - fresh) / registered:.1%} below champion "
+            f"v{current.version}'s registered {registered:.4f} (alert above {mlflow.recall_drop_alert:.0%})"
+        )
+    return None
+
+
+def utilization_low(figures: dict[str, float], current: ModelVersion | None, mlflow: MlflowResource) -> str | None:
+    fresh = figures.get(UTILIZATION_KEY)
+    if fresh is not None and fresh < mlflow.min_utilization:
+        return f"codebook utilization {fresh:.1%} is below {mlflow.min_utilization:.0%}"
+    return None
+
+
+def retrain_run_config() -> dict:
+    """The run config of a requested retrain: the profile in ``$SID_PROFILE`` (default ``default``)."""
+    return profile_job_config(os.environ.get(PROFILE_ENV, "default"))
+
+
+def evaluation_sensor(name: str, condition: Condition, description: str) -> SensorDefinition:
+    """A sensor over new ``evaluation`` materializations that requests one retrain per cause."""
+
+    @sensor(
+        name=name,
+        job=retrain_job,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=description,
+    )
+    def _sensor(context: SensorEvaluationContext, mlflow: MlflowResource) -> SensorResult | SkipReason:
+        state = json.loads(context.cursor) if context.cursor else {}
+        after, fired = state.get("after"), set(state.get("fired", []))
+        if after is None:  # first tick: the latest evaluation only
+            records = context.instance.fetch_materializations(EVALUATION, limit=1).records
+        else:
+            records = context.instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=EVALUATION, after_storage_id=after), limit=100, ascending=True
+            ).records
+        if not records:
+            return SkipReason("no new evaluation")
+        tracking = mlflow.tracking()
+        current = champion(tracking.client, mlflow.registered_model)
+        requests, skipped = [], []
+        for record in records:
+            metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+            figures = {key: float(metadata[key].value) for key in (RECALL_KEY, UTILIZATION_KEY) if key in metadata}
+            reason = condition(figures, current, mlflow)
+            cause = f"{name}:champion-v{current.version if current else 'none'}"
+            if reason is None:
+                continue
+            if cause in fired:
+                skipped.append(cause)
+                continue
+            fired.add(cause)
+            context.log.info(f"{name}: requesting retrain_job: {reason}")
+            requests.append(
+                RunRequest(
+                    run_key=cause,
+                    run_config=retrain_run_config(),
+                    tags={REASON_TAG: reason[:250], TRIGGER_TAG: name, "sid/evaluation_run": record.run_id},
+                )
+            )
+        cursor = json.dumps({"after": max(r.storage_id for r in records), "fired": sorted(fired)})
+        if requests:
+            return SensorResult(run_requests=requests, cursor=cursor)
+        why = f"already requested for {', '.join(sorted(set(skipped)))}" if skipped else "figures within thresholds"
+        return SensorResult(skip_reason=SkipReason(f"{len(records)} new evaluation(s): {why}"), cursor=cursor)
+
+    return _sensor
+
+
+recall_drop_sensor = evaluation_sensor(
+    "recall_drop_sensor",
+    recall_dropped,
+    "Requests a retrain when a fresh evaluation's Recall@10 is more than 2 % (relative) below the champion's.",
+)
+codebook_utilization_sensor = evaluation_sensor(
+    "codebook_utilization_sensor",
+    utilization_low,
+    "Requests a retrain when a fresh evaluation's codebook utilization falls below 80 %.",
+)
+
+all_sensors = [recall_drop_sensor, codebook_utilization_sensor]

@@ -1,0 +1,138 @@
+"""``model_promotion`` and ``rollback_job`` in real Dagster runs (temporary instance) against a real MLflow store.
+
+Upstream assets are stubs with the real names, so each run states the figures the gate sees; a blocking
+check on the stub ``codebooks`` fails on demand.
+"""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetKey,
+    Config,
+    asset,
+    asset_check,
+    instance_for_test,
+    materialize,
+)
+
+from sid_platform.assets.promotion import failed_checks, model_promotion
+from sid_platform.assets.resources import MlflowResource
+from sid_platform.automation.jobs import rollback_job
+from sid_platform.cli import main
+from sid_platform.registry import CHALLENGER, champion, pinned_config
+
+
+class EvaluationStub(Config):
+    recall: float = 0.1
+    utilization: float = 0.9
+
+
+@asset(name="evaluation")
+def evaluation_stub(config: EvaluationStub) -> dict:
+    serving = {"model": "sasrec", "recall@10": config.recall, "ndcg@10": config.recall / 2}
+    return {
+        "serving": {**serving, "min_codebook_utilization": config.utilization},
+        "test": {"metrics": {"sasrec": {"recall@10": config.recall}}},
+    }
+
+
+def _constant(name: str, value):
+    @asset(name=name)
+    def _stub():
+        return value
+
+    return _stub
+
+
+STUBS = [
+    evaluation_stub,
+    _constant("data_splits", pl.DataFrame({"user_id": ["u"], "item_id": ["a"], "split": ["train"]})),
+    _constant("item_catalog", pl.DataFrame({"item_id": ["a", "b"]})),
+    _constant("codebooks", {"version": "v0", "config": {"codebook_size": 4}}),
+    _constant("usid_table", pl.DataFrame({"item_id": ["a", "b"], "sid": ["0-0-0", "1-0-0"]})),
+    _constant("prefix_index", pl.DataFrame({"level": [1], "prefix": ["0"]})),
+    _constant("sasrec_model", {"kind": "sasrec", "item_ids": ["a", "b"]}),
+]
+
+
+class CheckStub(Config):
+    passed: bool = True
+
+
+@asset_check(asset="codebooks", blocking=True)
+def codebooks_ok(config: CheckStub) -> AssetCheckResult:
+    return AssetCheckResult(passed=config.passed)
+
+
+def _run(instance, mlflow: MlflowResource, recall: float, check_passes: bool = True):
+    run_config = {
+        "ops": {
+            "evaluation": {"config": {"recall": recall}},
+            "codebooks_codebooks_ok": {"config": {"passed": check_passes}},
+        }
+    }
+    return materialize(
+        [*STUBS, codebooks_ok, model_promotion],
+        instance=instance,
+        resources={"mlflow": mlflow},
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+
+def test_promotion_refusal_failed_run_and_rollback(tmp_path: Path, capsys: pytest.CaptureFixture):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow = MlflowResource(tracking_uri=uri)
+    client, name = mlflow.tracking().client, mlflow.registered_model
+    with instance_for_test() as instance:
+        first = _run(instance, mlflow, recall=0.10)
+        assert first.success and first.output_for_node("model_promotion")["promoted"]
+        assert int(champion(client, name).version) == 1
+        assert instance.get_run_by_id(first.run_id).tags["sid/promotion"] == "v1 promoted"
+
+        worse = _run(instance, mlflow, recall=0.08)
+        decision = worse.output_for_node("model_promotion")
+        assert worse.success and not decision["promoted"] and decision["version"] == 2
+        reason = "Recall@10 0.0800 is below the champion's 0.1000"
+        assert reason in client.get_model_version(name, "2").tags["gate_reasons"]
+        [event] = [e for e in worse.get_asset_materialization_events() if e.asset_key == AssetKey("model_promotion")]
+        metadata = event.materialization.metadata
+        assert metadata["decision"].value == "refused" and reason in metadata["reasons"].value
+        assert reason in instance.get_run_by_id(worse.run_id).tags["sid/promotion_reason"]
+        assert int(client.get_model_version_by_alias(name, CHALLENGER).version) == 2
+        assert int(champion(client, name).version) == 1
+
+        # A run whose blocking check fails never reaches the registry: no version, same champion.
+        failed = _run(instance, mlflow, recall=0.30, check_passes=False)
+        assert not failed.success
+        assert AssetKey("model_promotion") not in {e.asset_key for e in failed.get_asset_materialization_events()}
+        assert len(client.search_model_versions(f"name='{name}'")) == 2
+        assert int(champion(client, name).version) == 1
+        check = AssetCheckKey(AssetKey("codebooks"), "codebooks_ok")
+        never = AssetCheckKey(AssetKey("usid_table"), "never_defined")
+        assert failed_checks(instance, [check, never]) == [
+            "codebooks:codebooks_ok (failed)",
+            "usid_table:never_defined (never ran)",
+        ]
+
+        better = _run(instance, mlflow, recall=0.12)
+        assert better.output_for_node("model_promotion")["promoted"]
+        assert int(champion(client, name).version) == 3
+        assert pinned_config(mlflow.tracking(), champion(client, name))["dagster_run_id"] == better.run_id
+
+        back = rollback_job.execute_in_process(instance=instance, resources={"mlflow": mlflow})
+        assert back.success and back.output_for_node("rollback_champion")["to"] == 1
+        restored = champion(client, name)
+        assert int(restored.version) == 1
+        assert pinned_config(mlflow.tracking(), restored)["dagster_run_id"] == first.run_id  # its own config
+
+    # The command line does the same through the same function.
+    assert main(["rollback", "--to", "3", "--tracking-uri", uri]) == 0
+    assert "v1 -> v3" in capsys.readouterr().out
+    assert int(champion(client, name).version) == 3
+    with pytest.raises(SystemExit, match="was never champion"):
+        main(["rollback", "--to", "2", "--tracking-uri", uri])
