@@ -51,6 +51,25 @@ def profile_run_config(profile: str) -> dict[str, Any]:
                 }
             },
             "codebooks": {"config": {"levels": 3, "codebook_size": 16, "epochs": 30, "batch_size": 128}},
+            "router_checkpoint": {
+                "config": {
+                    "hidden_dim": 32,
+                    "num_layers": 1,
+                    "num_heads": 2,
+                    "max_len": 10,
+                    "dropout": 0.1,
+                    "lr": 0.005,
+                    "epochs": 25,
+                    "patience": 6,
+                    "batch_size": 64,
+                    "num_negatives": 0,
+                    "n_prefixes": 4,
+                }
+            },
+            "faiss_index": {"config": {"top_n": 30}},
         }
-    # full: a longer SASRec schedule; same code, more patience.
-    return {"sasrec_model": {"config": {"epochs": 200, "patience": 10}}}
+    # full: longer schedules (a GPU when one is lent); same code, more patience.
+    return {
+        "sasrec_model": {"config": {"epochs": 200, "patience": 10}},
+        "router_checkpoint": {"config": {"epochs": 200, "patience": 8, "max_minutes": 240.0}},
+    }

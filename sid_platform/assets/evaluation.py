@@ -4,17 +4,56 @@ import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from sid_platform.assets.resources import EvaluationProtocol
+from sid_platform.assets.retrieval import aligned_sids, trie_for
 from sid_platform.baselines.popularity import PopularityModel
 from sid_platform.baselines.sasrec import from_checkpoint
-from sid_platform.data.split import ItemVocab, UserSequences
+from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
 from sid_platform.evaluation.harness import Protocol, evaluate_scorers
-from sid_platform.evaluation.report import metrics_table, write_json
+from sid_platform.evaluation.metrics import ranking_metrics
+from sid_platform.evaluation.report import markdown_table, metrics_table, write_json
+from sid_platform.retrieval.ann import AnnIndex
+from sid_platform.retrieval.candidates import ChannelReport
+from sid_platform.retrieval.pipeline import retrieve
+from sid_platform.retrieval.router import SemanticRouter
+from sid_platform.retrieval.training import from_checkpoint as from_router_checkpoint
+from sid_platform.retrieval.trie import SidTrie
 from sid_platform.semantic_ids import utilization_per_level
 from sid_platform.semantic_ids.usid import code_columns, table_levels
 from sid_platform.settings import data_home
 
 # Which ranking the platform serves; it becomes the router's ranking once retrieval lands.
-SERVING_MODEL = "sasrec"
+SERVING_MODEL = "router_hybrid_cosine"
+
+
+def evaluate_retrieval(
+    router: SemanticRouter, trie: SidTrie, index: AnnIndex, cases: EvalCases, protocol: Protocol
+) -> dict:
+    """The router's two rankings (metrics), what each channel covers, candidates per user, and the cost."""
+    found = retrieve(router, trie, index, cases.histories, max(protocol.ks), index.top_n, protocol.exclude_history)
+    channels = ChannelReport.measure(found.prefix, found.ann, found.candidates, cases.targets)
+    users = max(len(cases), 1)
+    return {
+        "metrics": {
+            "router_generative": ranking_metrics(found.generative, cases.targets, protocol.ks),
+            "router_hybrid_cosine": ranking_metrics(found.hybrid_cosine, cases.targets, protocol.ks),
+        },
+        "channels": channels.as_dict(),
+        "retrieval_ms_per_user": {name: 1000 * s / users for name, s in found.seconds.items()},
+        "prefix_channel": {"depth": router.cfg.prefix_depth, "prefixes": router.cfg.n_prefixes},
+        "ann_channel": {"kind": index.kind, "top_n": index.top_n},
+    }
+
+
+def channels_table(split: dict) -> str:
+    """Coverage and candidates per channel, as the reference design reports them."""
+    c = split["channels"]
+    prefix, ann = split["prefix_channel"], split["ann_channel"]
+    rows = [
+        (f"prefix (top {prefix['prefixes']} at depth {prefix['depth']})", c["coverage_prefix"], c["candidates_prefix"]),
+        (f"ANN ({ann['kind']}, top {ann['top_n']})", c["coverage_ann"], c["candidates_ann"]),
+        ("union", c["coverage_union"], c["candidates_union"]),
+    ]
+    return markdown_table(["channel", "coverage", "candidates per user"], rows)
 
 
 @asset(
@@ -29,6 +68,8 @@ def evaluation(
     sasrec_model: dict,
     codebooks: dict,
     usid_table: pl.DataFrame,
+    router_checkpoint: dict,
+    faiss_index: AnnIndex,
 ) -> Output[dict]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
@@ -38,6 +79,13 @@ def evaluation(
             "sasrec_model was trained on a different item catalog; rematerialize it with the current item_catalog"
         )
     scorers = {"popularity": popularity_model.score, "sasrec": sasrec.score}
+    if (
+        router_checkpoint["item_ids"] != vocab.item_ids
+        or router_checkpoint["tokenizer_version"] != codebooks["version"]
+    ):
+        raise ValueError("router_checkpoint was trained on another catalog or codebook version; rematerialize it")
+    router = from_router_checkpoint(router_checkpoint)
+    trie = trie_for(aligned_sids(usid_table, vocab), codebooks["config"]["codebook_size"])
     document: dict = {"run_id": context.run_id}
     tables = {}
     for split in ("test", "valid"):
@@ -46,7 +94,9 @@ def evaluation(
         )
         cases = sequences.test if split == "test" else sequences.valid
         result = evaluate_scorers(scorers, cases, len(vocab), protocol)
-        document[split] = result.as_dict()
+        retrieval = evaluate_retrieval(router, trie, faiss_index, cases, protocol)
+        result.metrics.update(retrieval.pop("metrics"))
+        document[split] = {**result.as_dict(), **retrieval}
         tables[split] = metrics_table(result.metrics)
     # The USID table already holds every item's codes; no need to run the tokenizer again.
     codes = usid_table.select(code_columns(table_levels(usid_table))).to_numpy()
@@ -70,6 +120,9 @@ def evaluation(
         metadata={
             "test_table": MetadataValue.md(f"{header}\n\n{tables['test']}"),
             "valid_table": MetadataValue.md(tables["valid"]),
+            "channels_table": MetadataValue.md(channels_table(test)),
+            **{f"test_{key}": round(value, 4) for key, value in test["channels"].items()},
+            "beam_search_ms_per_user": round(test["retrieval_ms_per_user"]["beam_search"], 3),
             "exclude_history": evaluation_protocol.exclude_history,
             "serving_model": serving,
             "serving_recall@10": document["serving"]["recall@10"],

@@ -1,0 +1,147 @@
+"""Retrieval stage: ``router_checkpoint`` (the generative router) and ``faiss_index`` (the ANN channel)."""
+
+import numpy as np
+import polars as pl
+import torch
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
+
+from sid_platform.assets.resources import EvaluationProtocol, config_class
+from sid_platform.data.split import ItemVocab, UserSequences
+from sid_platform.embed.pipeline import ItemEmbeddings
+from sid_platform.evaluation.plots import twin_line_plot
+from sid_platform.evaluation.report import markdown_table
+from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
+from sid_platform.retrieval.beam_search import constrained_beam_search
+from sid_platform.retrieval.router import RouterConfig
+from sid_platform.retrieval.training import SELECTION, checkpoint_blob, from_checkpoint, train_router
+from sid_platform.retrieval.trie import SidTrie
+from sid_platform.semantic_ids.usid import code_columns, table_levels
+from sid_platform.settings import data_home
+
+GROUP = "retrieval"
+
+
+class RouterAssetConfig(config_class("RouterFields", RouterConfig)):  # type: ignore[misc]
+    """Router hyperparameters; fields and defaults come from ``RouterConfig``."""
+
+
+class FaissIndexConfig(config_class("FaissIndexFields", AnnIndexConfig)):  # type: ignore[misc]
+    """Index kind and search knobs; fields and defaults come from ``AnnIndexConfig``."""
+
+
+def aligned_sids(usid_table: pl.DataFrame, vocab: ItemVocab) -> np.ndarray:
+    """[n_items, L+1] codes and suffix in catalog order (row i = item index i)."""
+    order = pl.DataFrame({"item_id": vocab.item_ids}).join(usid_table, on="item_id", how="left", maintain_order="left")
+    columns = [*code_columns(table_levels(usid_table)), "suffix"]
+    if order.select(columns).null_count().sum_horizontal().item():
+        raise ValueError("usid_table lacks items of the current item_catalog; rematerialize the semantic-ID assets")
+    return order.select(columns).to_numpy()
+
+
+def trie_for(sids: np.ndarray, codebook_size: int) -> SidTrie:
+    levels = sids.shape[1] - 1
+    return SidTrie.from_sids(sids, [codebook_size] * levels + [int(sids[:, -1].max()) + 1])
+
+
+@asset(
+    group_name=GROUP,
+    description="The router: a transformer that writes the next item's Semantic ID (plus an ANN query head); "
+    "checkpoint with its config and the codebook version it was trained against.",
+)
+def router_checkpoint(
+    context: AssetExecutionContext,
+    config: RouterAssetConfig,
+    evaluation_protocol: EvaluationProtocol,
+    data_splits: pl.DataFrame,
+    item_catalog: pl.DataFrame,
+    item_embeddings: ItemEmbeddings,
+    codebooks: dict,
+    usid_table: pl.DataFrame,
+) -> Output[dict]:
+    vocab = ItemVocab.from_catalog(item_catalog)
+    sequences = UserSequences.from_splits(data_splits, vocab)
+    sids = aligned_sids(usid_table, vocab)
+    trie = trie_for(sids, codebooks["config"]["codebook_size"])
+    position = {item: i for i, item in enumerate(item_embeddings.item_ids)}
+    content = item_embeddings.vectors[[position[item] for item in vocab.item_ids]]
+    cfg = RouterConfig(**config.model_dump())
+    model, log = train_router(
+        sequences.train,
+        sequences.valid,
+        trie,
+        sids,
+        cfg,
+        content=content,
+        exclude_history=evaluation_protocol.exclude_history,
+        # Same data, config and codebooks → same file: a crashed run resumes at its last finished epoch.
+        resume_path=data_home() / "checkpoints" / f"router_{codebooks['version']}.resume.pt",
+        on_epoch=lambda e: context.log.info(
+            f"router epoch {e['epoch']}: loss {e['loss']:.3f} (generative {e['generative_loss']:.3f}, "
+            f"ann {e['ann_loss']:.3f}), valid R@10 generative {e['valid_recall@10_generative']:.4f} "
+            f"cosine {e['valid_recall@10_cosine']:.4f}, {e['seconds']:.0f}s"
+        ),
+    )
+    # Val@P: the validation target's prefix among the user's top-P prefixes at the channel's depth.
+    beams = constrained_beam_search(
+        model, model.user_states(sequences.valid.histories), trie, 1, cfg.prefix_depth, cfg.n_prefixes
+    )
+    target_prefix = trie.node_of_item[cfg.prefix_depth][sequences.valid.targets]
+    val_at_p = float(np.mean((beams.prefixes == target_prefix[:, None]).any(1))) if len(target_prefix) else 0.0
+    epochs = log.epochs
+    best = next((e for e in epochs if e["epoch"] == log.best_epoch), {})
+    plot = twin_line_plot(
+        [e["epoch"] for e in epochs],
+        [e["loss"] for e in epochs],
+        [e["valid_recall@10_generative"] for e in epochs],
+        "epoch",
+        "train loss",
+        "valid Recall@10 (generative)",
+    )
+    rows = [
+        (
+            e["epoch"],
+            round(e["loss"], 3),
+            e["valid_recall@10_generative"],
+            e["valid_recall@10_cosine"],
+            round(e["seconds"]),
+        )
+        for e in epochs
+    ]
+    return Output(
+        checkpoint_blob(model, vocab.item_ids, codebooks["version"], log),
+        metadata={
+            "tokenizer_version": codebooks["version"],
+            "best_epoch": log.best_epoch,
+            "epochs_run": len(epochs),
+            "stopped_by": log.stopped_by,
+            "selection": SELECTION,
+            "resumed_from_epoch": log.resumed_from_epoch if log.resumed_from_epoch is not None else -1,
+            f"val@{cfg.n_prefixes}": round(val_at_p, 4),
+            "best_valid_recall@10_generative": best.get("valid_recall@10_generative", 0.0),
+            "best_valid_recall@10_cosine": best.get("valid_recall@10_cosine", 0.0),
+            "train_seconds": round(log.seconds, 1),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "training_plot": MetadataValue.md(plot),
+            "training_curve": MetadataValue.md(
+                markdown_table(["epoch", "loss", "valid R@10 gen", "valid R@10 cos", "seconds"], rows)
+            ),
+        },
+    )
+
+
+@asset(group_name=GROUP, description="FAISS index over the router's item vectors (cosine); the ANN channel.")
+def faiss_index(config: FaissIndexConfig, router_checkpoint: dict) -> Output[AnnIndex]:
+    model = from_checkpoint(router_checkpoint)
+    with torch.no_grad():
+        keys = model.item_keys().numpy()
+    index = AnnIndex.build(keys, AnnIndexConfig(**config.model_dump()))
+    return Output(
+        index,
+        metadata={
+            "kind": index.kind,
+            "items": index.size,
+            "dim": int(keys.shape[1]),
+            "top_n": config.top_n,
+            "tokenizer_version": router_checkpoint["tokenizer_version"],
+        },
+    )

@@ -1,0 +1,202 @@
+"""The router: a causal transformer over a user's history that writes the next item's Semantic ID.
+
+TIGER reads four tokens per history item and decodes with a full encoder-decoder; on 2 CPU cores that
+costs over an hour per epoch. Here each history item is ONE token, the sum of its code embeddings (plus
+an optional item-id embedding and a projection of its content vector), so a user's history of n items
+costs n positions, not 4n. The decoder is a small per-level head: the state for token l is the user
+state plus the embeddings of the tokens already written, so the beam search expands every beam of
+every user in one batched matrix product per level.
+
+The same user state also gives a query vector for the ANN channel (cosine against the item vectors the
+router learns), trained with a full-catalog softmax so that channel stands on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """Defaults: the reference design's size (4 layers, 256-d, 8 heads) and the ``default`` profile's schedule."""
+
+    hidden_dim: int = 256
+    num_layers: int = 4
+    num_heads: int = 8
+    max_len: int = 50
+    dropout: float = 0.3
+    use_item_embedding: bool = True  # one learned vector per item beside its code embeddings
+    use_content: bool = True  # project the item's content embedding into its token
+    temperature: float = 0.05  # cosine softmax temperature of the ANN head
+    num_negatives: int = 2048  # uniform negatives per batch beside the batch's own items; 0 = full catalog
+    generative_weight: float = 1.0
+    ann_weight: float = 1.0
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    epochs: int = 40
+    patience: int = 4  # epochs without a better validation Recall@10 before stopping
+    max_minutes: float = 25.0  # stop training after this long; the best epoch so far is kept
+    beam_size: int = 20  # beams for the generative ranking
+    prefix_depth: int = 1  # depth of the prefixes the prefix channel takes
+    n_prefixes: int = 50  # P: top prefixes per user for the prefix channel
+    seed: int = 0
+
+
+class SemanticRouter(nn.Module):
+    """History tokens → user state → (per-level code logits, ANN query vector)."""
+
+    def __init__(
+        self,
+        cfg: RouterConfig,
+        item_sids: torch.Tensor,
+        vocab_sizes: Sequence[int],
+        content: torch.Tensor | None = None,
+    ) -> None:
+        """``item_sids``: [n_items, depth] tokens (codes, then suffix); ``content``: [n_items, c] or None."""
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.hidden_dim
+        self.vocab_sizes = list(vocab_sizes)
+        self.register_buffer("item_sids", item_sids.long(), persistent=True)
+        n_items = item_sids.shape[0]
+        # One table per token position; the code levels' tables serve as input and output embeddings.
+        self.token_emb = nn.ModuleList(nn.Embedding(v, d) for v in self.vocab_sizes[:-1])  # codes, not the suffix
+        self.item_emb = nn.Embedding(n_items, d) if cfg.use_item_embedding else None
+        if cfg.use_content and content is not None:
+            self.register_buffer("content", content.float(), persistent=True)
+            self.content_proj: nn.Module | None = nn.Linear(content.shape[1], d, bias=False)
+        else:
+            self.content = None
+            self.content_proj = None
+        self.pad = nn.Parameter(torch.zeros(d), requires_grad=False)
+        self.pos_emb = nn.Embedding(cfg.max_len, d)
+        self.dropout = nn.Dropout(cfg.dropout)
+        layer = nn.TransformerEncoderLayer(
+            d,
+            cfg.num_heads,
+            dim_feedforward=d * 2,
+            dropout=cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.decoder = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU(), nn.Linear(d, d)) for _ in self.vocab_sizes
+        )
+        # What the decoder reads back after writing a token: unit scale, like the layer-normed user state it
+        # is added to (the item-token tables are small at init and would be drowned out).
+        self.written = nn.ModuleList(nn.Embedding(v, d) for v in self.vocab_sizes)
+        self.out = nn.ModuleList(nn.Linear(d, v) for v in self.vocab_sizes)
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d)
+        causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), diagonal=1)
+        self.register_buffer("causal_mask", causal, persistent=False)
+        for table in self.token_emb:
+            nn.init.normal_(table.weight, std=0.02)
+        if self.item_emb is not None:
+            nn.init.normal_(self.item_emb.weight, std=0.02)
+        nn.init.normal_(self.pos_emb.weight, std=0.02)
+
+    @property
+    def n_items(self) -> int:
+        return self.item_sids.shape[0]
+
+    def item_tokens(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """[n, d]: the input token of each given item (all by default): code embeddings + id + content."""
+        items = torch.arange(self.n_items) if items is None else items
+        sids = self.item_sids[items]
+        levels = len(self.vocab_sizes) - 1  # the suffix carries no meaning, only identity
+        x = sum(self.token_emb[level](sids[:, level]) for level in range(levels))
+        if self.item_emb is not None:
+            x = x + self.item_emb(items)
+        if self.content_proj is not None:
+            x = x + self.content_proj(self.content[items])
+        return x
+
+    def encode(self, seq: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, L] left-padded indices (-1 = padding) into ``tokens`` (all items by default) → [B, L, d] states."""
+        tokens = self.item_tokens() if tokens is None else tokens
+        real = seq >= 0
+        x = torch.where(real.unsqueeze(-1), tokens[seq.clamp(min=0)], self.pad)
+        length = seq.shape[1]
+        x = self.dropout(x + self.pos_emb.weight[-length:]) * real.unsqueeze(-1)
+        h = self.encoder(x, mask=self.causal_mask[:length, :length], is_causal=True)
+        return self.norm(h)
+
+    def item_keys(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """[n_items, d] L2-normalized item vectors: what the FAISS index holds."""
+        tokens = self.item_tokens() if tokens is None else tokens
+        return nn.functional.normalize(self.key(tokens), dim=-1)
+
+    def user_queries(self, states: torch.Tensor) -> torch.Tensor:
+        """[..., d] states → L2-normalized query vectors in the item vectors' space."""
+        return nn.functional.normalize(self.query(states), dim=-1)
+
+    def level_logits(self, states: torch.Tensor, level: int) -> torch.Tensor:
+        """[..., d] decoder states → [..., vocab(level)] logits of token ``level``."""
+        return self.out[level](self.decoder[level](states))
+
+    def next_state(self, states: torch.Tensor, level: int, tokens: torch.Tensor) -> torch.Tensor:
+        """The decoder state for token ``level + 1`` after writing ``tokens`` at ``level``."""
+        return states + self.written[level](tokens)
+
+    def generative_loss(self, states: torch.Tensor, target_items: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced cross-entropy of every token of the target items' IDs, summed over levels."""
+        sids = self.item_sids[target_items]
+        loss = states.new_zeros(())
+        for level in range(len(self.vocab_sizes)):
+            loss = loss + nn.functional.cross_entropy(self.level_logits(states, level), sids[:, level])
+            states = self.next_state(states, level, sids[:, level])
+        return loss
+
+    def ann_loss(self, states: torch.Tensor, targets: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Softmax over cosine / temperature against ``keys`` (rows = the candidate items; targets index rows)."""
+        logits = self.user_queries(states) @ keys.T / self.cfg.temperature
+        return nn.functional.cross_entropy(logits, targets)
+
+    @torch.no_grad()
+    def user_states(self, histories: Sequence[np.ndarray], batch_size: int = 512) -> torch.Tensor:
+        """[users, d] last-position state of each history (eval mode).
+
+        Users are batched by history length so short histories are not padded to the longest one.
+        """
+        was_training = self.training
+        self.eval()
+        tokens = self.item_tokens()
+        lengths = np.asarray([min(len(h), self.cfg.max_len) for h in histories], dtype=np.int64)
+        order = np.argsort(lengths, kind="stable")
+        out = torch.zeros(len(histories), self.cfg.hidden_dim)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = max(int(lengths[rows].max()), 1)
+            seq = torch.from_numpy(pad_left([histories[r] for r in rows], width))
+            out[torch.from_numpy(rows)] = self.encode(seq, tokens)[:, -1]
+        self.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def cosine_scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """[users, n_items] cosine between each user's query and every item vector (a harness scorer)."""
+        was_training = self.training
+        self.eval()
+        scores = (self.user_queries(self.user_states(histories)) @ self.item_keys().T).numpy()
+        self.train(was_training)
+        return scores
+
+
+def pad_left(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """The last ``length`` item indices of each sequence, left-padded with -1."""
+    out = np.full((len(sequences), length), -1, dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        tail = np.asarray(seq)[-length:]
+        if len(tail):
+            out[row, -len(tail) :] = tail
+    return out
