@@ -1,10 +1,12 @@
 """Retrain sensors: fresh ``evaluation`` results against the champion's registered figures.
 
 Both sensors read the metadata every ``evaluation`` materialization carries (``serving_recall@10``,
-``min_codebook_utilization``), whether it came from a retrain, from the main job, or from re-evaluating
-the current models on newly arrived logs. A cause is (condition, champion version): each sensor requests
-at most one ``retrain_job`` run per cause, so a retrain that is refused by the gate, whose own evaluation
-is still below the champion, does not trigger another one; a new champion opens new causes. The cursor
+``min_codebook_utilization``). They watch monitoring evaluations: the stored models re-evaluated, e.g. on
+newly arrived interaction logs, by a run that does not promote. An evaluation from a run that also plans
+``model_promotion`` (``main_job``, ``retrain_job``) measures a fresh candidate, which the promotion gate
+judges; a sensor ignores it, or every refused candidate would request a retrain on the very data it was
+refused on. A cause is (condition, champion version): each sensor requests at most one ``retrain_job``
+run per cause, and a new champion opens new causes. The cursor
 holds the last evaluation seen and the causes already fired (and each request's ``run_key`` is its cause,
 so the daemon would drop a duplicate too). On its first tick a sensor judges only the latest evaluation,
 not the whole history.
@@ -21,6 +23,8 @@ from collections.abc import Callable
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -39,6 +43,7 @@ from sid_platform.registry.promotion import RECALL_TAG
 from sid_platform.settings import PROFILE_ENV
 
 EVALUATION = AssetKey("evaluation")
+PROMOTION = AssetKey("model_promotion")
 RECALL_KEY = "serving_recall@10"
 UTILIZATION_KEY = "min_codebook_utilization"
 REASON_TAG = "sid/retrain_reason"
@@ -65,6 +70,16 @@ def utilization_low(figures: dict[str, float], current: ModelVersion | None, mlf
     if fresh is not None and fresh < mlflow.min_utilization:
         return f"codebook utilization {fresh:.1%} is below {mlflow.min_utilization:.0%}"
     return None
+
+
+def plans_promotion(instance: DagsterInstance, run_id: str) -> bool:
+    """Whether a run planned ``model_promotion`` (planned events are written when the run starts)."""
+    if not run_id:  # reported without a run, e.g. by an external monitoring job
+        return False
+    planned = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+    return any(
+        r.event_log_entry.dagster_event.asset_key == PROMOTION for r in planned if r.event_log_entry.dagster_event
+    )
 
 
 def retrain_run_config() -> dict:
@@ -97,6 +112,8 @@ def evaluation_sensor(name: str, condition: Condition, description: str) -> Sens
         current = champion(tracking.client, mlflow.registered_model)
         requests, skipped = [], []
         for record in records:
+            if plans_promotion(context.instance, record.run_id):
+                continue
             metadata = record.asset_materialization.metadata if record.asset_materialization else {}
             figures = {key: float(metadata[key].value) for key in (RECALL_KEY, UTILIZATION_KEY) if key in metadata}
             reason = condition(figures, current, mlflow)

@@ -7,11 +7,14 @@ import pytest
 from dagster import (
     AssetMaterialization,
     DagsterInstance,
+    MaterializeResult,
     SensorResult,
     SkipReason,
+    asset,
     build_schedule_context,
     build_sensor_context,
     instance_for_test,
+    materialize,
 )
 
 from sid_platform.assets.resources import MlflowResource
@@ -103,6 +106,30 @@ def test_utilization_sensor_fires_once_per_cause(instance: DagsterInstance, mlfl
     assert request.tags["sid/retrain_trigger"] == "codebook_utilization_sensor"
     _evaluation(instance, recall=0.1, utilization=0.60)
     assert tick() == []
+
+
+@asset(name="evaluation")
+def evaluation_of_a_candidate() -> MaterializeResult:
+    return MaterializeResult(metadata={"serving_recall@10": 0.01, "min_codebook_utilization": 0.1})
+
+
+@asset(name="model_promotion", deps=["evaluation"])
+def promotion_stub() -> None:
+    pass
+
+
+def test_a_candidates_evaluation_is_left_to_the_gate(instance: DagsterInstance, mlflow: MlflowResource):
+    _register_champion(mlflow, recall=0.1)
+    recall, utilization = (
+        Ticker(recall_drop_sensor, instance, mlflow),
+        Ticker(codebook_utilization_sensor, instance, mlflow),
+    )
+    _evaluation(instance, recall=0.1)
+    assert recall() == [] and utilization() == []
+    assert materialize([evaluation_of_a_candidate, promotion_stub], instance=instance).success
+    assert recall() == [] and utilization() == []  # a run that promotes: the gate's business
+    assert materialize([evaluation_of_a_candidate], instance=instance).success
+    assert len(recall()) == 1 and len(utilization()) == 1  # the same figures from a run that only evaluates
 
 
 def test_first_tick_judges_only_the_latest_evaluation(instance: DagsterInstance, mlflow: MlflowResource):
