@@ -1,4 +1,5 @@
-"""Run the main job (what ``make demo`` runs) and record the evaluation table, wall time and SASRec training.
+"""Run the main job (what ``make demo`` runs) and record the evaluation table, the retrieval channels and costs,
+wall time, and the training of SASRec and the router.
 
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --profile default
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --exclude-history
@@ -12,6 +13,7 @@ import argparse
 import time
 
 from benchmarks.results_file import write_result
+from sid_platform.assets.evaluation import channels_table
 from sid_platform.automation.run import run_main_job
 from sid_platform.evaluation.report import metrics_table
 from sid_platform.settings import PROFILES
@@ -27,16 +29,21 @@ def main() -> None:
     result = run_main_job(args.profile, extra)
     wall = time.perf_counter() - started
     document = result.output_for_node("evaluation")
-    sasrec_meta = {}
+    training: dict[str, dict] = {}
     for event in result.get_asset_materialization_events():
-        if event.asset_key.to_user_string() == "sasrec_model":
+        name = event.asset_key.to_user_string()
+        if name in ("sasrec_model", "router_checkpoint"):
             meta = event.materialization.metadata
-            sasrec_meta = {
-                k: meta[k].value
-                for k in ("best_epoch", "epochs_run", "best_valid_recall@10", "train_seconds", "parameters")
+            training[name] = {
+                k: v.value for k, v in meta.items() if isinstance(v.value, int | float) or len(str(v.value)) < 200
             }
-    print(metrics_table(document["test"]["metrics"]))
-    print(f"wall time {wall:.0f}s; sasrec {sasrec_meta}")
+    test = document["test"]
+    print(metrics_table(test["metrics"]))
+    print(channels_table(test))
+    print("retrieval ms per user:", {k: round(v, 3) for k, v in test["retrieval_ms_per_user"].items()})
+    for name, meta in training.items():
+        print(f"{name}: trained {meta.get('train_seconds')}s, best epoch {meta.get('best_epoch')}")
+    print(f"wall time {wall:.0f}s")
     name = f"main_job_{args.profile}" + ("_masked" if args.exclude_history else "")
     path = write_result(
         name,
@@ -46,7 +53,7 @@ def main() -> None:
             "exclude_history": args.exclude_history,
             "test": document["test"],
             "valid": document["valid"],
-            "sasrec_training": sasrec_meta,
+            "training": training,
         },
     )
     print(f"wrote {path}")

@@ -43,6 +43,11 @@ def test_main_job_materializes_everything_and_the_model_learns(isolated_home: Pa
     assert len(utilization) == 3 and min(utilization) >= 0.8
     test = document["test"]["metrics"]
     assert test["sasrec"]["recall@10"] > 3 * test["popularity"]["recall@10"]
+    for ranking in ("router_generative", "router_hybrid_cosine"):  # the router's two rankings learn too
+        assert test[ranking]["recall@10"] > 3 * test["popularity"]["recall@10"]
+    channels = document["test"]["channels"]
+    assert channels["coverage_union"] >= max(channels["coverage_prefix"], channels["coverage_ann"])
+    assert channels["candidates_union"] <= channels["candidates_prefix"] + channels["candidates_ann"]
     assert document["test"]["protocol"]["exclude_history"] is False
     assert (isolated_home / "runs" / result.run_id / "evaluation.json").is_file()
     assert (isolated_home / "assets" / "data_splits.parquet").is_file()

@@ -1,0 +1,75 @@
+"""Training the router on the generator's data: it learns, its checkpoint round-trips, a crash resumes."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
+from sid_platform.evaluation.metrics import recall_at_k
+from sid_platform.retrieval import RouterConfig, SidTrie, constrained_beam_search
+from sid_platform.retrieval.training import checkpoint_blob, from_checkpoint, train_router
+from sid_platform.semantic_ids.usid import build_usid_table
+
+CFG = RouterConfig(
+    hidden_dim=32, num_layers=1, num_heads=2, max_len=10, dropout=0.1, lr=5e-3, batch_size=64, epochs=5,
+    patience=10, num_negatives=0, n_prefixes=3,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def setup(synthetic):
+    vocab = ItemVocab.from_catalog(synthetic.items)
+    sequences = UserSequences.from_splits(leave_one_out(synthetic.interactions), vocab)
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 8, size=(len(vocab), 2))
+    table = build_usid_table(vocab.item_ids, codes, "v-test")
+    sids = table.select(["c1", "c2", "suffix"]).to_numpy()
+    trie = SidTrie.from_sids(sids, [8, 8, int(sids[:, -1].max()) + 1])
+    return sequences, trie, sids
+
+
+def test_the_router_learns_and_beats_chance(setup):
+    sequences, trie, sids = setup
+    model, log = train_router(sequences.train, sequences.valid, trie, sids, CFG)
+    assert log.epochs[-1]["loss"] < log.epochs[0]["loss"]
+    states = model.user_states(sequences.test.histories)
+    beams = constrained_beam_search(model, states, trie, beam_size=10)
+    chance = 10 / len(sids)
+    assert recall_at_k(beams.items, sequences.test.targets, 10) > 3 * chance
+
+
+def test_checkpoint_round_trip_gives_the_same_scores(setup):
+    sequences, trie, sids = setup
+    cfg = RouterConfig(**{**CFG.__dict__, "epochs": 1})
+    content = np.random.default_rng(1).normal(size=(len(sids), 5)).astype(np.float32)
+    model, log = train_router(sequences.train, sequences.valid, trie, sids, cfg, content=content)
+    blob = checkpoint_blob(model, [str(i) for i in range(len(sids))], "v-test", log)
+    restored = from_checkpoint(blob)
+    histories = sequences.test.histories[:20]
+    assert np.allclose(model.cosine_scores(histories), restored.cosine_scores(histories), atol=1e-6)
+    assert blob["tokenizer_version"] == "v-test" and blob["config"]["hidden_dim"] == 32
+
+
+def test_a_crashed_run_resumes_from_its_last_epoch(setup, tmp_path: Path):
+    sequences, trie, sids = setup
+    resume = tmp_path / "router.resume.pt"
+    cfg = RouterConfig(**{**CFG.__dict__, "epochs": 2})
+
+    def crash(entry: dict) -> None:
+        if entry["epoch"] == 1:
+            raise KeyboardInterrupt  # the process dies after epoch 0 was saved
+
+    with pytest.raises(KeyboardInterrupt):
+        train_router(sequences.train, sequences.valid, trie, sids, cfg, resume_path=resume, on_epoch=crash)
+    assert resume.is_file()
+    model, log = train_router(sequences.train, sequences.valid, trie, sids, cfg, resume_path=resume)
+    assert log.resumed_from_epoch == 1
+    assert [e["epoch"] for e in log.epochs] == [0, 1]
+    assert not resume.is_file()  # a finished run leaves no resume file behind
+    # A file left by another run (other config, data or codebooks) is not picked up.
+    torch.save({"fingerprint": "other"}, resume)
+    one_epoch = RouterConfig(**{**CFG.__dict__, "epochs": 1})
+    _, fresh = train_router(sequences.train, sequences.valid, trie, sids, one_epoch, resume_path=resume)
+    assert fresh.resumed_from_epoch is None
