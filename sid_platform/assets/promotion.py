@@ -22,8 +22,8 @@ from sid_platform.settings import DATA_DIR_ENV
 GROUP = "registry"
 
 # The servable recommender: asset name → component, each one file in the registered model.
-# A new component (the FAISS index, the router and reranker checkpoints) is one more name here.
-BUNDLE_COMPONENTS = ("codebooks", "usid_table", "prefix_index", "sasrec_model")
+# A new component (the reranker checkpoint) is one more name here.
+BUNDLE_COMPONENTS = ("codebooks", "usid_table", "prefix_index", "sasrec_model", "router_checkpoint", "faiss_index")
 
 
 def blocking_check_keys(context: AssetExecutionContext) -> list[AssetCheckKey]:

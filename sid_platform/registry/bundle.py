@@ -17,7 +17,7 @@ import pickle
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,22 @@ def frame_fingerprint(*frames: pl.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
+def rank_sasrec(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
+    """SASRec over the full catalog: the histories' item ids in, the top-k item ids out."""
+    from sid_platform.baselines.sasrec import from_checkpoint
+
+    model, item_ids = from_checkpoint(components["sasrec_model"])
+    index = {item: i for i, item in enumerate(item_ids)}
+    encoded = [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
+    top = np.argsort(-model.score(encoded), axis=1)[:, :k]
+    return [[item_ids[i] for i in row] for row in top]
+
+
+# Serving model name (as ``evaluation`` names it) → how the bundle ranks with it. A ranking that the bundle
+# should serve is one more entry, reading its components by name.
+RANKERS: dict[str, Callable[[Mapping[str, Any], list[list[str]], int], list[list[str]]]] = {"sasrec": rank_sasrec}
+
+
 class ServableRecommender(mlflow.pyfunc.PythonModel):
     """Histories of item ids in, top-k item ids (and their Semantic IDs) out, ranked by the serving model.
 
@@ -108,32 +124,17 @@ class ServableRecommender(mlflow.pyfunc.PythonModel):
         self.components = {
             name: read_component(Path(path)) for name, path in context.artifacts.items() if name != CONFIG_ARTIFACT
         }
-        self._scorer = None
-
-    def _serving_scorer(self) -> tuple[Any, list[str]]:
-        if self._scorer is None:
-            serving = self.config.get("evaluation", {}).get("model", "sasrec")
-            if serving != "sasrec":
-                raise NotImplementedError(f"the bundle cannot serve {serving!r} yet; only 'sasrec' is wired")
-            from sid_platform.baselines.sasrec import from_checkpoint
-
-            self._scorer = from_checkpoint(self.components["sasrec_model"])
-        return self._scorer
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        serving = self.config.get("evaluation", {}).get("model", "sasrec")
+        if serving not in RANKERS:
+            raise NotImplementedError(f"the bundle cannot serve {serving!r}; it serves {', '.join(RANKERS)}")
         k = int((params or {}).get("k", 10))
-        model, item_ids = self._serving_scorer()
-        index = {item: i for i, item in enumerate(item_ids)}
-        histories = [
-            np.asarray([index[item] for item in history if item in index], dtype=np.int64)
-            for history in model_input["history"]
-        ]
-        top = np.argsort(-model.score(histories), axis=1)[:, :k]
+        items = RANKERS[serving](self.components, [list(h) for h in model_input["history"]], k)
         sid_of: dict[str, str] = {}
         if isinstance(self.components.get("usid_table"), pl.DataFrame):
             table = self.components["usid_table"]
             sid_of = dict(zip(table["item_id"].to_list(), table["sid"].to_list(), strict=True))
-        items = [[item_ids[i] for i in row] for row in top]
         return pd.DataFrame({"items": items, "sids": [[sid_of.get(item) for item in row] for row in items]})
 
 

@@ -56,6 +56,8 @@ STUBS = [
     _constant("usid_table", pl.DataFrame({"item_id": ["a", "b"], "sid": ["0-0-0", "1-0-0"]})),
     _constant("prefix_index", pl.DataFrame({"level": [1], "prefix": ["0"]})),
     _constant("sasrec_model", {"kind": "sasrec", "item_ids": ["a", "b"]}),
+    _constant("router_checkpoint", {"kind": "router", "item_ids": ["a", "b"]}),
+    _constant("faiss_index", b"index"),
 ]
 
 
