@@ -14,6 +14,7 @@ from sid_platform.settings import PROFILES
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from sid_platform.assets.evaluation import channels_table
     from sid_platform.automation.run import run_main_job
     from sid_platform.evaluation.report import metrics_table
 
@@ -26,6 +27,10 @@ def _demo(args: argparse.Namespace) -> int:
         setting = "history excluded" if part["protocol"]["exclude_history"] else "history not masked"
         print(f"\n== {split} users: {part['users']}, items: {part['n_items']}, full-catalog ranking, {setting} ==")
         print(metrics_table(part["metrics"]))
+        if "channels" in part:
+            print(channels_table(part))
+            costs = ", ".join(f"{k} {v:.2f}" for k, v in part["retrieval_ms_per_user"].items())
+            print(f"retrieval cost, ms per user: {costs}")
     promotion = result.output_for_node("model_promotion")
     outcome = "promoted to champion" if promotion["promoted"] else "kept as challenger"
     print(

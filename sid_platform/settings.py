@@ -71,5 +71,14 @@ def profile_run_config(profile: str) -> dict[str, Any]:
     # full: longer schedules (a GPU when one is lent); same code, more patience.
     return {
         "sasrec_model": {"config": {"epochs": 200, "patience": 10}},
-        "router_checkpoint": {"config": {"epochs": 200, "patience": 8, "max_minutes": 240.0}},
+        "router_checkpoint": {
+            "config": {
+                "hidden_dim": 256,
+                "num_layers": 4,
+                "num_heads": 8,
+                "epochs": 200,
+                "patience": 8,
+                "max_minutes": 240.0,
+            }
+        },
     }

@@ -4,7 +4,6 @@ import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from sid_platform.assets.resources import EvaluationProtocol
-from sid_platform.assets.retrieval import aligned_sids, trie_for
 from sid_platform.baselines.popularity import PopularityModel
 from sid_platform.baselines.sasrec import from_checkpoint
 from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
@@ -85,7 +84,7 @@ def evaluation(
     ):
         raise ValueError("router_checkpoint was trained on another catalog or codebook version; rematerialize it")
     router = from_router_checkpoint(router_checkpoint)
-    trie = trie_for(aligned_sids(usid_table, vocab), codebooks["config"]["codebook_size"])
+    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
     document: dict = {"run_id": context.run_id}
     tables = {}
     for split in ("test", "valid"):

@@ -5,7 +5,7 @@ import polars as pl
 import torch
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from sid_platform.assets.resources import EvaluationProtocol, config_class
+from sid_platform.assets.resources import EvaluationProtocol, MlflowResource, config_class
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.evaluation.plots import twin_line_plot
@@ -14,8 +14,7 @@ from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
 from sid_platform.retrieval.beam_search import constrained_beam_search
 from sid_platform.retrieval.router import RouterConfig
 from sid_platform.retrieval.training import SELECTION, checkpoint_blob, from_checkpoint, train_router
-from sid_platform.retrieval.trie import SidTrie
-from sid_platform.semantic_ids.usid import code_columns, table_levels
+from sid_platform.retrieval.trie import SidTrie, aligned_sids
 from sid_platform.settings import data_home
 
 GROUP = "retrieval"
@@ -29,20 +28,6 @@ class FaissIndexConfig(config_class("FaissIndexFields", AnnIndexConfig)):  # typ
     """Index kind and search knobs; fields and defaults come from ``AnnIndexConfig``."""
 
 
-def aligned_sids(usid_table: pl.DataFrame, vocab: ItemVocab) -> np.ndarray:
-    """[n_items, L+1] codes and suffix in catalog order (row i = item index i)."""
-    order = pl.DataFrame({"item_id": vocab.item_ids}).join(usid_table, on="item_id", how="left", maintain_order="left")
-    columns = [*code_columns(table_levels(usid_table)), "suffix"]
-    if order.select(columns).null_count().sum_horizontal().item():
-        raise ValueError("usid_table lacks items of the current item_catalog; rematerialize the semantic-ID assets")
-    return order.select(columns).to_numpy()
-
-
-def trie_for(sids: np.ndarray, codebook_size: int) -> SidTrie:
-    levels = sids.shape[1] - 1
-    return SidTrie.from_sids(sids, [codebook_size] * levels + [int(sids[:, -1].max()) + 1])
-
-
 @asset(
     group_name=GROUP,
     description="The router: a transformer that writes the next item's Semantic ID (plus an ANN query head); "
@@ -52,6 +37,7 @@ def router_checkpoint(
     context: AssetExecutionContext,
     config: RouterAssetConfig,
     evaluation_protocol: EvaluationProtocol,
+    mlflow: MlflowResource,
     data_splits: pl.DataFrame,
     item_catalog: pl.DataFrame,
     item_embeddings: ItemEmbeddings,
@@ -60,8 +46,8 @@ def router_checkpoint(
 ) -> Output[dict]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
-    sids = aligned_sids(usid_table, vocab)
-    trie = trie_for(sids, codebooks["config"]["codebook_size"])
+    sids = aligned_sids(usid_table, vocab.item_ids)
+    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
     position = {item: i for i, item in enumerate(item_embeddings.item_ids)}
     content = item_embeddings.vectors[[position[item] for item in vocab.item_ids]]
     cfg = RouterConfig(**config.model_dump())
@@ -107,20 +93,34 @@ def router_checkpoint(
         )
         for e in epochs
     ]
+    figures = {
+        "best_epoch": log.best_epoch,
+        "epochs_run": len(epochs),
+        f"val@{cfg.n_prefixes}": round(val_at_p, 4),
+        "best_valid_recall@10_generative": best.get("valid_recall@10_generative", 0.0),
+        "best_valid_recall@10_cosine": best.get("valid_recall@10_cosine", 0.0),
+        "train_seconds": round(log.seconds, 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    mlflow_run = mlflow.log_training_run(
+        context,
+        params={**config.model_dump(), "tokenizer_version": codebooks["version"]},
+        metrics=figures,
+        curves={
+            key: [e[key] for e in epochs]
+            for key in ("loss", "generative_loss", "ann_loss", "valid_recall@10_generative", "valid_recall@10_cosine")
+        },
+        plots={"training_plot": plot},
+    )
     return Output(
         checkpoint_blob(model, vocab.item_ids, codebooks["version"], log),
         metadata={
+            **figures,
             "tokenizer_version": codebooks["version"],
-            "best_epoch": log.best_epoch,
-            "epochs_run": len(epochs),
             "stopped_by": log.stopped_by,
             "selection": SELECTION,
             "resumed_from_epoch": log.resumed_from_epoch if log.resumed_from_epoch is not None else -1,
-            f"val@{cfg.n_prefixes}": round(val_at_p, 4),
-            "best_valid_recall@10_generative": best.get("valid_recall@10_generative", 0.0),
-            "best_valid_recall@10_cosine": best.get("valid_recall@10_cosine", 0.0),
-            "train_seconds": round(log.seconds, 1),
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "mlflow_run_id": mlflow_run,
             "training_plot": MetadataValue.md(plot),
             "training_curve": MetadataValue.md(
                 markdown_table(["epoch", "loss", "valid R@10 gen", "valid R@10 cos", "seconds"], rows)

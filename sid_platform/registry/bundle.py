@@ -107,9 +107,28 @@ def rank_sasrec(components: Mapping[str, Any], histories: list[list[str]], k: in
     return [[item_ids[i] for i in row] for row in top]
 
 
+def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
+    """The router's serving path: prefix channel ∪ ANN channel, ranked by cosine."""
+    from sid_platform.retrieval.pipeline import retrieve
+    from sid_platform.retrieval.training import from_checkpoint
+    from sid_platform.retrieval.trie import SidTrie
+
+    blob = components["router_checkpoint"]
+    item_ids = blob["item_ids"]
+    model = from_checkpoint(blob)
+    trie = SidTrie.for_catalog(components["usid_table"], item_ids, components["codebooks"]["config"]["codebook_size"])
+    index = {item: i for i, item in enumerate(item_ids)}
+    encoded = [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
+    found = retrieve(model, trie, components["faiss_index"], encoded, k, components["faiss_index"].top_n)
+    return [[item_ids[i] for i in row if i >= 0] for row in found.hybrid_cosine]
+
+
 # Serving model name (as ``evaluation`` names it) → how the bundle ranks with it. A ranking that the bundle
 # should serve is one more entry, reading its components by name.
-RANKERS: dict[str, Callable[[Mapping[str, Any], list[list[str]], int], list[list[str]]]] = {"sasrec": rank_sasrec}
+RANKERS: dict[str, Callable[[Mapping[str, Any], list[list[str]], int], list[list[str]]]] = {
+    "sasrec": rank_sasrec,
+    "router_hybrid_cosine": rank_router_hybrid_cosine,
+}
 
 
 class ServableRecommender(mlflow.pyfunc.PythonModel):

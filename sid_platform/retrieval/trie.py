@@ -18,6 +18,15 @@ import torch
 from sid_platform.semantic_ids.usid import code_columns, table_levels
 
 
+def aligned_sids(table: pl.DataFrame, item_ids: list[str]) -> np.ndarray:
+    """[n_items, L+1] codes and suffix, row i for ``item_ids[i]``; fails if the table lacks any of them."""
+    ordered = pl.DataFrame({"item_id": item_ids}).join(table, on="item_id", how="left", maintain_order="left")
+    columns = [*code_columns(table_levels(table)), "suffix"]
+    if ordered.select(columns).null_count().sum_horizontal().item():
+        raise ValueError("the usid_table lacks items of the catalog; rematerialize the semantic-ID assets")
+    return ordered.select(columns).to_numpy()
+
+
 @dataclass
 class SidTrie:
     children: list[torch.Tensor]  # children[l]: [n_nodes(l), vocab(l)] int64, -1 = absent
@@ -61,6 +70,13 @@ class SidTrie:
     def from_usid_table(cls, table: pl.DataFrame, codebook_size: int) -> SidTrie:
         """Rows in table order are item indices; tokens are c1 … cL then the suffix."""
         sids = table.select([*code_columns(table_levels(table)), "suffix"]).to_numpy()
+        levels = sids.shape[1] - 1
+        return cls.from_sids(sids, [codebook_size] * levels + [int(sids[:, -1].max()) + 1])
+
+    @classmethod
+    def for_catalog(cls, table: pl.DataFrame, item_ids: list[str], codebook_size: int) -> SidTrie:
+        """The trie with item index i = ``item_ids[i]`` (catalog order), whatever the table's row order."""
+        sids = aligned_sids(table, item_ids)
         levels = sids.shape[1] - 1
         return cls.from_sids(sids, [codebook_size] * levels + [int(sids[:, -1].max()) + 1])
 

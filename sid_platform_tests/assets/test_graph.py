@@ -2,11 +2,13 @@
 
 from pathlib import Path
 
+import mlflow
+import pandas as pd
 from dagster import AssetKey
 
 from sid_platform.automation.run import run_main_job
 from sid_platform.definitions import defs
-from sid_platform.registry import Tracking, champion
+from sid_platform.registry import Tracking, champion, download_version
 
 
 def test_definitions_load_with_every_asset_and_check():
@@ -57,6 +59,11 @@ def test_main_job_materializes_everything_and_the_model_learns(isolated_home: Pa
     current = champion(Tracking.resolve().client, "sid-recommender")
     assert int(current.version) == promotion["version"] == 1
     assert float(current.tags["recall_at_10"]) == document["serving"]["recall@10"]
+    # The registered champion serves the router's ranking: item ids in, distinct known item ids out.
+    served = mlflow.pyfunc.load_model(str(download_version(Tracking.resolve(), current, isolated_home / "served")))
+    catalog = result.output_for_node("ingest", "item_catalog")["item_id"].to_list()
+    out = served.predict(pd.DataFrame({"history": [catalog[:3], catalog[5:6]]}), params={"k": 10})
+    assert all(len(set(row)) == 10 and set(row) <= set(catalog) for row in out["items"])
 
 
 def test_a_failed_blocking_check_stops_everything_downstream(tmp_path: Path):
