@@ -1,0 +1,222 @@
+"""Bounded DPO reranking.
+
+The base scorer (cosine between the router's user query and item vectors) is the reference policy. The
+reranker adds a correction δ(user, item) and the final score is ``base + α·tanh(δ)``: whatever δ
+learns, no item moves by more than ±α, so the base ranking stays dominant and a bad correction cannot
+wreck it (the unbounded variant, ``base + δ``, is kept for the diagnostic that shows why).
+
+DPO on a pair (chosen c, rejected r) with policy logits score/T: the reference's log-ratio cancels the
+base score and the loss is ``-log σ(β·((s(c) − base(c)) − (s(r) − base(r)))/T)``. Rejected items are
+hard negatives drawn from the same pool the reranker reorders at inference (the top ``pool_size``
+candidates by base score), or uniform random items for the comparison.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+NEGATIVE_KINDS = ("hard", "random")
+
+
+@dataclass(frozen=True)
+class RerankerConfig:
+    alpha: float = 0.05  # the bound: the correction moves a score by at most ±alpha
+    bounded: bool = True  # False: score = base + δ (the diagnostic's unbounded variant)
+    temperature: float = 0.05  # policy logits = score / temperature (the router's cosine temperature)
+    beta: float = 1.0  # DPO strength
+    hidden_dim: int = 64
+    pool_size: int = 100  # the candidates the reranker reorders and draws hard negatives from
+    negatives: str = "hard"  # hard (from the pool) | random (uniform over the catalog)
+    negatives_per_user: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 10
+    batch_size: int = 1024
+    holdout_share: float = 0.2  # share of the training users whose pairs measure validation accuracy
+    seed: int = 0
+
+
+def bounded_score(base: torch.Tensor, delta: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``base + α·tanh(δ)``: |score − base| ≤ α for every δ."""
+    return base + alpha * torch.tanh(delta)
+
+
+def dpo_loss(
+    margin_chosen: torch.Tensor, margin_rejected: torch.Tensor, beta: float, temperature: float
+) -> torch.Tensor:
+    """Margins are ``score − base`` (the policy/reference log-ratio times the temperature)."""
+    return -nn.functional.logsigmoid(beta * (margin_chosen - margin_rejected) / temperature).mean()
+
+
+class Reranker(nn.Module):
+    """δ(user, item) from the user query q, the item vector k, q⊙k and the base score."""
+
+    def __init__(self, dim: int, cfg: RerankerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.net = nn.Sequential(nn.Linear(3 * dim + 1, cfg.hidden_dim), nn.GELU(), nn.Linear(cfg.hidden_dim, 1))
+
+    def delta(self, q: torch.Tensor, k: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        q = q.expand_as(k)
+        return self.net(torch.cat([q, k, q * k, base.unsqueeze(-1)], dim=-1)).squeeze(-1)
+
+    def correction(self, q: torch.Tensor, k: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """score − base: ``α·tanh(δ)`` when bounded, ``δ`` otherwise."""
+        delta = self.delta(q, k, base)
+        return bounded_score(torch.zeros_like(base), delta, self.cfg.alpha) if self.cfg.bounded else delta
+
+
+@dataclass
+class PreferencePairs:
+    """One row per (user, negative): the user's query, the chosen item and a rejected item."""
+
+    user: np.ndarray  # row into the queries
+    chosen: np.ndarray
+    rejected: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def subset(self, mask: np.ndarray) -> PreferencePairs:
+        return PreferencePairs(self.user[mask], self.chosen[mask], self.rejected[mask])
+
+
+def preference_pairs(
+    pools: np.ndarray, targets: np.ndarray, n_items: int, kind: str, per_user: int, rng: np.random.Generator
+) -> PreferencePairs:
+    """Chosen = each user's target; rejected = ``per_user`` items from its pool (hard) or the catalog (random).
+
+    ``pools``: [users, pool_size] item indices by base score (-1 padding). The target is never a negative.
+    """
+    if kind not in NEGATIVE_KINDS:
+        raise ValueError(f"unknown negative kind {kind!r}; choose one of {', '.join(NEGATIVE_KINDS)}")
+    users, chosen, rejected = [], [], []
+    for row, (pool, target) in enumerate(zip(pools, targets, strict=True)):
+        if kind == "hard":
+            options = pool[(pool >= 0) & (pool != target)]
+        else:
+            options = rng.choice(n_items, size=min(n_items, per_user + 1), replace=False)
+            options = options[options != target]
+        if not len(options):
+            continue
+        picked = rng.choice(options, size=min(per_user, len(options)), replace=False)
+        users.extend([row] * len(picked))
+        chosen.extend([target] * len(picked))
+        rejected.extend(picked.tolist())
+    as_array = lambda values: np.asarray(values, dtype=np.int64)  # noqa: E731
+    return PreferencePairs(as_array(users), as_array(chosen), as_array(rejected))
+
+
+@dataclass
+class RerankerLog:
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+
+
+def _margins(model: Reranker, queries: torch.Tensor, keys: torch.Tensor, pairs: PreferencePairs) -> tuple:
+    q = queries[torch.from_numpy(pairs.user)]
+    kc, kr = keys[torch.from_numpy(pairs.chosen)], keys[torch.from_numpy(pairs.rejected)]
+    base_c, base_r = (q * kc).sum(-1), (q * kr).sum(-1)
+    return model.correction(q, kc, base_c), model.correction(q, kr, base_r)
+
+
+@torch.no_grad()
+def preference_accuracy(model: Reranker, queries: torch.Tensor, keys: torch.Tensor, pairs: PreferencePairs) -> float:
+    """Share of pairs whose implicit reward (the correction) prefers the chosen item."""
+    if not len(pairs):
+        return 0.0
+    was_training = model.training
+    model.eval()
+    chosen, rejected = _margins(model, queries, keys, pairs)
+    model.train(was_training)
+    return float((chosen > rejected).float().mean())
+
+
+def train_reranker(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    train_pairs: PreferencePairs,
+    valid_pairs: PreferencePairs,
+    cfg: RerankerConfig,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[Reranker, RerankerLog]:
+    """DPO over the pairs; keeps the epoch with the best validation preference accuracy."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = Reranker(keys.shape[1], cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    log, best, best_acc = RerankerLog(), None, -1.0
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(len(train_pairs))
+        total, batches = 0.0, 0
+        for start in range(0, len(order), cfg.batch_size):
+            batch = train_pairs.subset(order[start : start + cfg.batch_size])
+            chosen, rejected = _margins(model, queries, keys, batch)
+            loss = dpo_loss(chosen, rejected, cfg.beta, cfg.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+            batches += 1
+        entry = {
+            "epoch": epoch,
+            "loss": total / max(batches, 1),
+            "train_accuracy": preference_accuracy(model, queries, keys, train_pairs),
+            "valid_accuracy": preference_accuracy(model, queries, keys, valid_pairs),
+        }
+        log.epochs.append(entry)
+        if on_epoch:
+            on_epoch(entry)
+        if entry["valid_accuracy"] > best_acc:
+            best_acc, log.best_epoch, best = entry["valid_accuracy"], epoch, copy.deepcopy(model.state_dict())
+    if best is not None:
+        model.load_state_dict(best)
+    model.eval()
+    return model, log
+
+
+@torch.no_grad()
+def rerank(
+    model: Reranker,
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    candidates: Sequence[np.ndarray],
+    base_scores: Sequence[np.ndarray],
+    k: int,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Reorder each user's top ``pool_size`` candidates by ``base + correction``; the rest follow by base score.
+
+    Returns the top ``k`` [users, k] and each user's full reordered candidate list: the same items as
+    ``candidates``, only in another order.
+    """
+    pool_size = model.cfg.pool_size
+    ranked = np.full((len(candidates), k), -1, dtype=np.int64)
+    orders = []
+    for row, (items, base) in enumerate(zip(candidates, base_scores, strict=True)):
+        items = np.asarray(items, dtype=np.int64)
+        by_base = np.argsort(-np.asarray(base), kind="stable")
+        pool, rest = by_base[:pool_size], by_base[pool_size:]
+        base_t = torch.from_numpy(np.asarray(base, dtype=np.float32)[pool])
+        score = base_t + model.correction(queries[row], keys[torch.from_numpy(items[pool])], base_t)
+        order = np.concatenate([pool[np.argsort(-score.numpy(), kind="stable")], rest])
+        orders.append(items[order])
+        ranked[row, : min(k, len(order))] = items[order[:k]]
+    return ranked, orders
+
+
+def checkpoint_blob(model: Reranker, dim: int, log: RerankerLog) -> dict:
+    return {"kind": "dpo_reranker", "config": asdict(model.cfg), "dim": dim, "state_dict": model.state_dict(),
+            "log": asdict(log)}  # fmt: skip
+
+
+def from_checkpoint(blob: dict) -> Reranker:
+    model = Reranker(blob["dim"], RerankerConfig(**blob["config"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
