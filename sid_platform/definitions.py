@@ -6,7 +6,7 @@ import os
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from sid_platform.assets import baselines, evaluation, ingest, promotion, retrieval, semantic_ids, splits
+from sid_platform.assets import baselines, evaluation, ingest, promotion, reranking, retrieval, semantic_ids, splits
 from sid_platform.assets.resources import DatasetResource, EvaluationProtocol, MlflowResource, io_manager_for
 from sid_platform.automation.jobs import all_jobs
 from sid_platform.automation.schedules import all_schedules
@@ -19,6 +19,7 @@ ASSET_MODULES = [
     baselines,
     semantic_ids,
     retrieval,
+    reranking,
     evaluation,
     promotion,
 ]

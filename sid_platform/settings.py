@@ -67,6 +67,7 @@ def profile_run_config(profile: str) -> dict[str, Any]:
                 }
             },
             "faiss_index": {"config": {"top_n": 30}},
+            "dpo_checkpoint": {"config": {"pool_size": 20, "epochs": 5}},
         }
     # full: longer schedules (a GPU when one is lent); same code, more patience.
     return {

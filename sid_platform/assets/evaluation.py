@@ -1,6 +1,7 @@
 """``evaluation``: every model present, one protocol, a markdown table and a JSON document."""
 
 import polars as pl
+import torch
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from sid_platform.assets.resources import EvaluationProtocol
@@ -10,10 +11,13 @@ from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
 from sid_platform.evaluation.harness import Protocol, evaluate_scorers
 from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.evaluation.report import markdown_table, metrics_table, write_json
+from sid_platform.reranking.dpo import Reranker, rerank
+from sid_platform.reranking.dpo import from_checkpoint as from_dpo_checkpoint
 from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.candidates import ChannelReport
 from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.router import SemanticRouter
+from sid_platform.retrieval.training import exclude_seen
 from sid_platform.retrieval.training import from_checkpoint as from_router_checkpoint
 from sid_platform.retrieval.trie import SidTrie
 from sid_platform.semantic_ids import utilization_per_level
@@ -25,16 +29,23 @@ SERVING_MODEL = "router_hybrid_cosine"
 
 
 def evaluate_retrieval(
-    router: SemanticRouter, trie: SidTrie, index: AnnIndex, cases: EvalCases, protocol: Protocol
+    router: SemanticRouter, trie: SidTrie, index: AnnIndex, cases: EvalCases, protocol: Protocol, reranker: Reranker
 ) -> dict:
-    """The router's two rankings (metrics), what each channel covers, candidates per user, and the cost."""
-    found = retrieve(router, trie, index, cases.histories, max(protocol.ks), index.top_n, protocol.exclude_history)
+    """The router's rankings (generative, hybrid + cosine, hybrid + DPO), channel coverage, candidates, cost."""
+    k = max(protocol.ks)
+    found = retrieve(router, trie, index, cases.histories, k, index.top_n, protocol.exclude_history)
     channels = ChannelReport.measure(found.prefix, found.ann, found.candidates, cases.targets)
+    depth = k + (max((len(h) for h in cases.histories), default=0) if protocol.exclude_history else 0)
+    with torch.no_grad():
+        reranked, _ = rerank(reranker, found.queries, router.item_keys(), found.candidates, found.base_scores, depth)
+    if protocol.exclude_history:
+        reranked = exclude_seen(reranked, cases.histories, k)
     users = max(len(cases), 1)
     return {
         "metrics": {
             "router_generative": ranking_metrics(found.generative, cases.targets, protocol.ks),
             "router_hybrid_cosine": ranking_metrics(found.hybrid_cosine, cases.targets, protocol.ks),
+            "router_hybrid_dpo": ranking_metrics(reranked[:, :k], cases.targets, protocol.ks),
         },
         "channels": channels.as_dict(),
         "retrieval_ms_per_user": {name: 1000 * s / users for name, s in found.seconds.items()},
@@ -69,6 +80,7 @@ def evaluation(
     usid_table: pl.DataFrame,
     router_checkpoint: dict,
     faiss_index: AnnIndex,
+    dpo_checkpoint: dict,
 ) -> Output[dict]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
@@ -84,6 +96,7 @@ def evaluation(
     ):
         raise ValueError("router_checkpoint was trained on another catalog or codebook version; rematerialize it")
     router = from_router_checkpoint(router_checkpoint)
+    reranker = from_dpo_checkpoint(dpo_checkpoint)
     trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
     document: dict = {"run_id": context.run_id}
     tables = {}
@@ -93,7 +106,7 @@ def evaluation(
         )
         cases = sequences.test if split == "test" else sequences.valid
         result = evaluate_scorers(scorers, cases, len(vocab), protocol)
-        retrieval = evaluate_retrieval(router, trie, faiss_index, cases, protocol)
+        retrieval = evaluate_retrieval(router, trie, faiss_index, cases, protocol, reranker)
         result.metrics.update(retrieval.pop("metrics"))
         document[split] = {**result.as_dict(), **retrieval}
         tables[split] = metrics_table(result.metrics)

@@ -23,7 +23,15 @@ GROUP = "registry"
 
 # The servable recommender: asset name → component, each one file in the registered model.
 # A new component (the reranker checkpoint) is one more name here.
-BUNDLE_COMPONENTS = ("codebooks", "usid_table", "prefix_index", "sasrec_model", "router_checkpoint", "faiss_index")
+BUNDLE_COMPONENTS = (
+    "codebooks",
+    "usid_table",
+    "prefix_index",
+    "sasrec_model",
+    "router_checkpoint",
+    "faiss_index",
+    "dpo_checkpoint",
+)
 
 
 def blocking_check_keys(context: AssetExecutionContext) -> list[AssetCheckKey]:
