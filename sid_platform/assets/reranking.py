@@ -124,6 +124,7 @@ def dpo_checkpoint(
     blob = checkpoint_blob(study.model, int(keys.shape[1]), study.log)
     blob["tokenizer_version"] = router_checkpoint["tokenizer_version"]
     blob["study"] = rows
+    blob["curves"] = study.curves
     blob["upstream"] = {"utilization_per_level": utilization, "channels": channels.as_dict()}
     return Output(
         blob,

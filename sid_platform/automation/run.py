@@ -33,14 +33,27 @@ def profile_job_config(profile: str) -> dict[str, Any]:
 
 
 def run_main_job(
-    profile: str = "default", extra_run_config: dict[str, Any] | None = None, raise_on_error: bool = True
+    profile: str = "default",
+    extra_run_config: dict[str, Any] | None = None,
+    raise_on_error: bool = True,
+    assets: list[str] | None = None,
 ) -> ExecuteInProcessResult:
-    """Materialize every asset with the profile's config; runs are recorded in ``$DAGSTER_HOME`` when set."""
+    """Materialize every asset (or only ``assets``, reading their inputs from storage) with the profile's config.
+
+    Runs are recorded in ``$DAGSTER_HOME`` when set.
+    """
+    from dagster import AssetKey
+
     from sid_platform.definitions import defs
 
     run_config = {**profile_job_config(profile), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     for section, values in (extra_run_config or {}).items():
         run_config.setdefault(section, {}).update(values)
+    if assets is not None:  # config for assets outside the selection would be rejected
+        run_config["ops"] = {name: value for name, value in run_config.get("ops", {}).items() if name in assets}
     return defs.resolve_job_def("main_job").execute_in_process(
-        run_config=run_config, instance=local_instance(), raise_on_error=raise_on_error
+        run_config=run_config,
+        instance=local_instance(),
+        raise_on_error=raise_on_error,
+        asset_selection=[AssetKey(name) for name in assets] if assets is not None else None,
     )
