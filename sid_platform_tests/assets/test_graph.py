@@ -64,6 +64,15 @@ def test_main_job_materializes_everything_and_the_model_learns(isolated_home: Pa
     catalog = result.output_for_node("ingest", "item_catalog")["item_id"].to_list()
     out = served.predict(pd.DataFrame({"history": [catalog[:3], catalog[5:6]]}), params={"k": 10})
     assert all(len(set(row)) == 10 and set(row) <= set(catalog) for row in out["items"])
+    # A selection re-runs on stored inputs: the reranker and the evaluation, nothing upstream.
+    again = run_main_job("test", assets=["dpo_checkpoint", "evaluation"])
+    assert {e.asset_key.to_user_string() for e in again.get_asset_materialization_events()} == {
+        "dpo_checkpoint",
+        "evaluation",
+    }
+    assert (
+        again.output_for_node("evaluation")["test"]["metrics"]["router_hybrid_cosine"] == test["router_hybrid_cosine"]
+    )
 
 
 def test_a_failed_blocking_check_stops_everything_downstream(tmp_path: Path):
