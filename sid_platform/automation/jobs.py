@@ -21,6 +21,15 @@ retrain_job = define_asset_job(
     tags={"sid/kind": "retrain"},
 )
 
+# What the retrain sensors watch: the stored models re-evaluated on freshly ingested logs, no training and
+# no promotion. Run it when new interaction logs arrive (or on a schedule of your own).
+monitoring_job = define_asset_job(
+    "monitoring_job",
+    selection=AssetSelection.groups("ingest") | AssetSelection.assets("data_splits", "evaluation"),
+    description="Re-evaluate the stored models on the current logs; the retrain sensors read its evaluation.",
+    tags={"sid/kind": "monitoring"},
+)
+
 
 class RollbackConfig(Config):
     to_version: int | None = Field(default=None, description="a former champion; unset = the one before the current")
@@ -49,4 +58,4 @@ def rollback_job():
     rollback_champion()
 
 
-all_jobs = [main_job, retrain_job, rollback_job]
+all_jobs = [main_job, retrain_job, monitoring_job, rollback_job]

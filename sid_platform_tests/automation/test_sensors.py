@@ -155,3 +155,12 @@ def test_schedule_and_sensors_target_the_retrain_job(monkeypatch: pytest.MonkeyP
     retrain = defs.resolve_job_def("retrain_job")
     keys = {key.to_user_string() for key in retrain.asset_layer.selected_asset_keys}
     assert {"raw_interactions", "item_catalog", "sasrec_model", "codebooks", "evaluation", "model_promotion"} <= keys
+
+
+def test_monitoring_job_re_evaluates_without_training_or_promoting():
+    from sid_platform.definitions import defs
+
+    job = defs.resolve_job_def("monitoring_job")
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert {"raw_interactions", "item_catalog", "data_splits", "evaluation"} <= keys
+    assert not keys & {"model_promotion", "router_checkpoint", "sasrec_model", "codebooks", "dpo_checkpoint"}
