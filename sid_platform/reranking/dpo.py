@@ -92,12 +92,17 @@ def preference_pairs(
 ) -> PreferencePairs:
     """Chosen = each user's target; rejected = ``per_user`` items from its pool (hard) or the catalog (random).
 
-    ``pools``: [users, pool_size] item indices by base score (-1 padding). The target is never a negative.
+    ``pools``: [users, pool_size] item indices by base score (-1 padding). Only users whose target is in
+    their pool give pairs: the reranker only ever reorders the pool, and a target from outside it would
+    teach the shortcut "lower base score, push up", which scores well on pairs and wrecks the ranking.
+    The target is never a negative.
     """
     if kind not in NEGATIVE_KINDS:
         raise ValueError(f"unknown negative kind {kind!r}; choose one of {', '.join(NEGATIVE_KINDS)}")
     users, chosen, rejected = [], [], []
     for row, (pool, target) in enumerate(zip(pools, targets, strict=True)):
+        if target not in pool:
+            continue
         if kind == "hard":
             options = pool[(pool >= 0) & (pool != target)]
         else:

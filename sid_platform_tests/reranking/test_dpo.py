@@ -60,9 +60,10 @@ def test_the_loss_decreases_and_accuracy_rises_on_a_learnable_toy_case():
 
 def test_hard_negatives_come_only_from_the_pool_and_never_are_the_target():
     rng = np.random.default_rng(0)
-    pools = np.array([[3, 4, 5, -1], [7, 8, 9, 1]])
-    targets = np.array([4, 2])
+    pools = np.array([[3, 4, 5, -1], [7, 8, 9, 1], [7, 8, 9, 1]])
+    targets = np.array([4, 2, 9])  # user 1's target is outside its pool: no pairs for it
     pairs = preference_pairs(pools, targets, 50, "hard", 3, rng)
+    assert set(pairs.user.tolist()) == {0, 2}
     for user, chosen, rejected in zip(pairs.user, pairs.chosen, pairs.rejected, strict=True):
         assert rejected in pools[user] and rejected != targets[user] and rejected >= 0
         assert chosen == targets[user]
