@@ -24,8 +24,8 @@ from sid_platform.semantic_ids import utilization_per_level
 from sid_platform.semantic_ids.usid import code_columns, table_levels
 from sid_platform.settings import data_home
 
-# Which ranking the platform serves; it becomes the router's ranking once retrieval lands.
-SERVING_MODEL = "router_hybrid_cosine"
+# Which ranking the platform serves: the router's hybrid candidates, reordered by the bounded DPO reranker.
+SERVING_MODEL = "router_hybrid_dpo"
 
 
 def evaluate_retrieval(

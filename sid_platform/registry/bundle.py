@@ -107,8 +107,8 @@ def rank_sasrec(components: Mapping[str, Any], histories: list[list[str]], k: in
     return [[item_ids[i] for i in row] for row in top]
 
 
-def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """The router's serving path: prefix channel ∪ ANN channel, ranked by cosine."""
+def _router_retrieval(components: Mapping[str, Any], histories: list[list[str]], k: int) -> tuple:
+    """The router's serving path for item-id histories: prefix channel ∪ ANN channel with base scores."""
     from sid_platform.retrieval.pipeline import retrieve
     from sid_platform.retrieval.training import from_checkpoint
     from sid_platform.retrieval.trie import SidTrie
@@ -120,7 +120,26 @@ def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[lis
     index = {item: i for i, item in enumerate(item_ids)}
     encoded = [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
     found = retrieve(model, trie, components["faiss_index"], encoded, k, components["faiss_index"].top_n)
+    return model, found, item_ids
+
+
+def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
+    """Hybrid candidates ranked by cosine (the base ranking)."""
+    _, found, item_ids = _router_retrieval(components, histories, k)
     return [[item_ids[i] for i in row if i >= 0] for row in found.hybrid_cosine]
+
+
+def rank_router_hybrid_dpo(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
+    """Hybrid candidates ranked by cosine, the top of the pool reordered by the bounded DPO reranker."""
+    import torch
+
+    from sid_platform.reranking.dpo import from_checkpoint, rerank
+
+    model, found, item_ids = _router_retrieval(components, histories, k)
+    reranker = from_checkpoint(components["dpo_checkpoint"])
+    with torch.no_grad():
+        top, _ = rerank(reranker, found.queries, model.item_keys(), found.candidates, found.base_scores, k)
+    return [[item_ids[i] for i in row if i >= 0] for row in top]
 
 
 # Serving model name (as ``evaluation`` names it) → how the bundle ranks with it. A ranking that the bundle
@@ -128,6 +147,7 @@ def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[lis
 RANKERS: dict[str, Callable[[Mapping[str, Any], list[list[str]], int], list[list[str]]]] = {
     "sasrec": rank_sasrec,
     "router_hybrid_cosine": rank_router_hybrid_cosine,
+    "router_hybrid_dpo": rank_router_hybrid_dpo,
 }
 
 

@@ -58,6 +58,7 @@ STUBS = [
     _constant("sasrec_model", {"kind": "sasrec", "item_ids": ["a", "b"]}),
     _constant("router_checkpoint", {"kind": "router", "item_ids": ["a", "b"]}),
     _constant("faiss_index", b"index"),
+    _constant("dpo_checkpoint", {"kind": "dpo_reranker"}),
 ]
 
 
