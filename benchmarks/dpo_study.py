@@ -44,6 +44,7 @@ def main() -> None:
             "study": blob["study"],
             "upstream": blob["upstream"],
             "preference_curves": blob["curves"],
+            "users": blob.get("users"),
             "test": document["test"],
             "valid": document["valid"],
         },

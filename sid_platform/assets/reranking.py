@@ -125,6 +125,7 @@ def dpo_checkpoint(
     blob["tokenizer_version"] = router_checkpoint["tokenizer_version"]
     blob["study"] = rows
     blob["curves"] = study.curves
+    blob["users"] = {"train": study.train_users, "held_out": study.holdout_users}
     blob["upstream"] = {"utilization_per_level": utilization, "channels": channels.as_dict()}
     return Output(
         blob,
