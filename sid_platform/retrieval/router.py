@@ -25,9 +25,9 @@ from torch import nn
 class RouterConfig:
     """Defaults are the ``default`` profile: 2 layers, 128-d, 4 heads, within 25 minutes on 2 CPU cores.
 
-    The reference design's size (4 layers, 256-d, 8 heads) is the ``full`` profile: on 2 cores it costs about
-    140 s per Beauty epoch against about 45 s for this size, so it would get a third of the epochs in the
-    default profile's time budget.
+    The reference design's size (4 layers, 256-d, 8 heads) is the ``full`` profile (longer, or a GPU): its
+    layers cost about eight times the FLOPs per token of this size, too many epochs lost to fit the default
+    profile's 25-minute budget on 2 cores.
     """
 
     hidden_dim: int = 128
