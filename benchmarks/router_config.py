@@ -46,8 +46,7 @@ def main() -> None:
     seqs = UserSequences.from_splits(splits, vocab)
     sids = aligned_sids(usid, vocab.item_ids)
     trie = SidTrie.for_catalog(usid, vocab.item_ids, codebooks["config"]["codebook_size"])
-    position = {item: i for i, item in enumerate(embeddings.item_ids)}
-    content = embeddings.vectors[[position[item] for item in vocab.item_ids]]
+    content = embeddings.aligned(vocab.item_ids)
     cfg = RouterConfig(**overrides)
     model, log = train_router(seqs.train, seqs.valid, trie, sids, cfg, content=content, on_epoch=print)
     with torch.no_grad():

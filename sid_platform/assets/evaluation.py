@@ -15,7 +15,7 @@ from sid_platform.reranking.dpo import Reranker, rerank
 from sid_platform.reranking.dpo import from_checkpoint as from_dpo_checkpoint
 from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.candidates import ChannelReport
-from sid_platform.retrieval.pipeline import retrieve
+from sid_platform.retrieval.pipeline import ranking_depth, retrieve
 from sid_platform.retrieval.router import SemanticRouter
 from sid_platform.retrieval.training import exclude_seen
 from sid_platform.retrieval.training import from_checkpoint as from_router_checkpoint
@@ -35,7 +35,7 @@ def evaluate_retrieval(
     k = max(protocol.ks)
     found = retrieve(router, trie, index, cases.histories, k, index.top_n, protocol.exclude_history)
     channels = ChannelReport.measure(found.prefix, found.ann, found.candidates, cases.targets)
-    depth = k + (max((len(h) for h in cases.histories), default=0) if protocol.exclude_history else 0)
+    depth = ranking_depth(k, cases.histories, protocol.exclude_history)
     with torch.no_grad():
         reranked, _ = rerank(reranker, found.queries, router.item_keys(), found.candidates, found.base_scores, depth)
     if protocol.exclude_history:

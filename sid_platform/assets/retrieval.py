@@ -48,8 +48,7 @@ def router_checkpoint(
     sequences = UserSequences.from_splits(data_splits, vocab)
     sids = aligned_sids(usid_table, vocab.item_ids)
     trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
-    position = {item: i for i, item in enumerate(item_embeddings.item_ids)}
-    content = item_embeddings.vectors[[position[item] for item in vocab.item_ids]]
+    content = item_embeddings.aligned(vocab.item_ids)
     cfg = RouterConfig(**config.model_dump())
     model, log = train_router(
         sequences.train,

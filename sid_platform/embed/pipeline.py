@@ -46,6 +46,16 @@ class ItemEmbeddings:
     version: str
     stats: dict[str, EmbedStats] = field(default_factory=dict)
 
+    def aligned(self, item_ids: Sequence[str]) -> np.ndarray:
+        """The vectors in the given item order (e.g. the catalog's), failing on an item with no vector."""
+        position = {item: row for row, item in enumerate(self.item_ids)}
+        missing = [item for item in item_ids if item not in position]
+        if missing:
+            raise KeyError(
+                f"{len(missing)} item(s) have no embedding, e.g. {missing[:5]}; rematerialize item_embeddings"
+            )
+        return self.vectors[[position[item] for item in item_ids]]
+
 
 def resolve_encoders(spec: EmbeddingSpec, items: pl.DataFrame) -> list[str]:
     unknown = [e for e in spec.encoders if e not in ENCODERS]

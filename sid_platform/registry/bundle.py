@@ -96,13 +96,18 @@ def frame_fingerprint(*frames: pl.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
+def encode_histories(item_ids: list[str], histories: list[list[str]]) -> list[np.ndarray]:
+    """Item-id histories → item indices of the model's vocabulary; items it does not know are skipped."""
+    index = {item: i for i, item in enumerate(item_ids)}
+    return [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
+
+
 def rank_sasrec(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
     """SASRec over the full catalog: the histories' item ids in, the top-k item ids out."""
     from sid_platform.baselines.sasrec import from_checkpoint
 
     model, item_ids = from_checkpoint(components["sasrec_model"])
-    index = {item: i for i, item in enumerate(item_ids)}
-    encoded = [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
+    encoded = encode_histories(item_ids, histories)
     top = np.argsort(-model.score(encoded), axis=1)[:, :k]
     return [[item_ids[i] for i in row] for row in top]
 
@@ -117,8 +122,7 @@ def _router_retrieval(components: Mapping[str, Any], histories: list[list[str]],
     item_ids = blob["item_ids"]
     model = from_checkpoint(blob)
     trie = SidTrie.for_catalog(components["usid_table"], item_ids, components["codebooks"]["config"]["codebook_size"])
-    index = {item: i for i, item in enumerate(item_ids)}
-    encoded = [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
+    encoded = encode_histories(item_ids, histories)
     found = retrieve(model, trie, components["faiss_index"], encoded, k, components["faiss_index"].top_n)
     return model, found, item_ids
 

@@ -24,7 +24,7 @@ from sid_platform.reranking.dpo import (
     rerank,
     train_reranker,
 )
-from sid_platform.retrieval.pipeline import Retrieval
+from sid_platform.retrieval.pipeline import Retrieval, ranking_depth
 from sid_platform.retrieval.training import exclude_seen
 
 KS = (5, 10)
@@ -43,21 +43,14 @@ def reranked_metrics(
     model: Reranker | None, found: Retrieval, keys: torch.Tensor, cases: EvalCases, rows: np.ndarray,
     exclude_history: bool,
 ) -> tuple[dict[str, float], list[np.ndarray]]:  # fmt: skip
-    """Ranking metrics of ``rows`` (users) after reranking (``model=None``: the base order), and the lists."""
+    """Ranking metrics of ``rows`` (users) after reranking (``model=None``: the base ranking), and their candidates."""
     candidates = [found.candidates[r] for r in rows]
-    base = [found.base_scores[r] for r in rows]
-    queries = found.queries[torch.from_numpy(rows)]
-    histories = [cases.histories[r] for r in rows]
-    depth = max(KS) + (max((len(h) for h in histories), default=0) if exclude_history else 0)
     if model is None:
-        order = [
-            np.asarray(c)[np.argsort(-np.asarray(b), kind="stable")] for c, b in zip(candidates, base, strict=True)
-        ]
-        top = np.full((len(rows), depth), -1, dtype=np.int64)
-        for i, o in enumerate(order):
-            top[i, : min(depth, len(o))] = o[:depth]
-    else:
-        top, order = rerank(model, queries, keys, candidates, base, depth)
+        return ranking_metrics(found.hybrid_cosine[rows], cases.targets[rows], KS), candidates
+    histories = [cases.histories[r] for r in rows]
+    base = [found.base_scores[r] for r in rows]
+    depth = ranking_depth(max(KS), histories, exclude_history)
+    top, order = rerank(model, found.queries[torch.from_numpy(rows)], keys, candidates, base, depth)
     if exclude_history:
         top = exclude_seen(top, histories, max(KS))
     return ranking_metrics(top[:, : max(KS)], cases.targets[rows], KS), order

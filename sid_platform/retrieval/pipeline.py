@@ -31,6 +31,11 @@ class Retrieval:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def ranking_depth(k: int, histories: Sequence[np.ndarray], exclude_history: bool) -> int:
+    """How deep to rank so that ``k`` items remain after dropping seen ones (``exclude_seen``)."""
+    return k + (max((len(h) for h in histories), default=0) if exclude_history else 0)
+
+
 @torch.no_grad()
 def retrieve(
     model: SemanticRouter,
@@ -65,8 +70,7 @@ def retrieve(
     candidates = hybrid_candidates(prefix, ann)
     lap("union")
     keys = model.item_keys()
-    depth = k + (max((len(h) for h in histories), default=0) if exclude_history else 0)
-    hybrid, base_scores = rank_candidates(candidates, queries, keys, depth)
+    hybrid, base_scores = rank_candidates(candidates, queries, keys, ranking_depth(k, histories, exclude_history))
     generative = beams.items
     if exclude_history:
         hybrid = exclude_seen(hybrid, histories, k)
