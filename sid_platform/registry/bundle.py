@@ -32,6 +32,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
+from sid_platform.data.files import sha256_of
 from sid_platform.registry.tracking import Tracking, log_run
 
 CONFIG_ARTIFACT = "config"
@@ -77,14 +78,6 @@ def read_component(path: Path) -> Any:
     if path.suffix == ".json":
         return json.loads(path.read_text())
     return path  # formats the bundle does not know stay files; their consumer opens them
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def frame_fingerprint(*frames: pl.DataFrame) -> str:
@@ -218,7 +211,7 @@ def log_bundle(
         files = {name: write_component(name, value, parts) for name, value in components.items()}
         pinned = {
             **config,
-            "components": {name: {"file": p.name, "sha256": file_sha256(p)} for name, p in files.items()},
+            "components": {name: {"file": p.name, "sha256": sha256_of(p)} for name, p in files.items()},
             "packages": {name: _package_version(name) for name in ("sid-platform", "torch", "polars", "mlflow")},
         }
         config_path = parts / "config.json"
