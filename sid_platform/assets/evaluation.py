@@ -1,7 +1,6 @@
 """``evaluation``: every model present, one protocol, a markdown table and a JSON document."""
 
 import polars as pl
-import torch
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from sid_platform.assets.resources import EvaluationProtocol
@@ -36,8 +35,7 @@ def evaluate_retrieval(
     found = retrieve(router, trie, index, cases.histories, k, index.top_n, protocol.exclude_history)
     channels = ChannelReport.measure(found.prefix, found.ann, found.candidates, cases.targets)
     depth = ranking_depth(k, cases.histories, protocol.exclude_history)
-    with torch.no_grad():
-        reranked, _ = rerank(reranker, found.queries, router.item_keys(), found.candidates, found.base_scores, depth)
+    reranked, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, depth)
     if protocol.exclude_history:
         reranked = exclude_seen(reranked, cases.histories, k)
     users = max(len(cases), 1)

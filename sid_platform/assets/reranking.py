@@ -1,7 +1,6 @@
 """Reranking stage: ``dpo_checkpoint``, the bounded DPO reranker, with its diagnostics in the metadata."""
 
 import polars as pl
-import torch
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from sid_platform.assets.resources import EvaluationProtocol, MlflowResource, config_class
@@ -69,8 +68,7 @@ def dpo_checkpoint(
     exclude = evaluation_protocol.exclude_history
     found_valid = retrieve(router, trie, faiss_index, sequences.valid.histories, k, faiss_index.top_n, exclude)
     found_test = retrieve(router, trie, faiss_index, sequences.test.histories, k, faiss_index.top_n, exclude)
-    with torch.no_grad():
-        keys = router.item_keys()
+    keys = found_valid.keys
     cfg = RerankerConfig(**config.model_dump())
     study = run_study(found_valid, found_test, keys, sequences.valid, sequences.test, cfg, exclude)
     rows = with_deltas(study.table)

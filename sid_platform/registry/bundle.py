@@ -117,25 +117,22 @@ def _router_retrieval(components: Mapping[str, Any], histories: list[list[str]],
     trie = SidTrie.for_catalog(components["usid_table"], item_ids, components["codebooks"]["config"]["codebook_size"])
     encoded = encode_histories(item_ids, histories)
     found = retrieve(model, trie, components["faiss_index"], encoded, k, components["faiss_index"].top_n)
-    return model, found, item_ids
+    return found, item_ids
 
 
 def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
     """Hybrid candidates ranked by cosine (the base ranking)."""
-    _, found, item_ids = _router_retrieval(components, histories, k)
+    found, item_ids = _router_retrieval(components, histories, k)
     return [[item_ids[i] for i in row if i >= 0] for row in found.hybrid_cosine]
 
 
 def rank_router_hybrid_dpo(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
     """Hybrid candidates ranked by cosine, the top of the pool reordered by the bounded DPO reranker."""
-    import torch
-
     from sid_platform.reranking.dpo import from_checkpoint, rerank
 
-    model, found, item_ids = _router_retrieval(components, histories, k)
+    found, item_ids = _router_retrieval(components, histories, k)
     reranker = from_checkpoint(components["dpo_checkpoint"])
-    with torch.no_grad():
-        top, _ = rerank(reranker, found.queries, model.item_keys(), found.candidates, found.base_scores, k)
+    top, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, k)
     return [[item_ids[i] for i in row if i >= 0] for row in top]
 
 

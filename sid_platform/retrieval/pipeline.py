@@ -28,6 +28,7 @@ class Retrieval:
     candidates: list[np.ndarray]  # per user, the union (sorted item indices)
     base_scores: list[np.ndarray]  # per user, cosine of each candidate, aligned with ``candidates``
     queries: torch.Tensor  # [users, d] normalized query vectors
+    keys: torch.Tensor  # [n_items, d] normalized item vectors the base scores were computed against
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -76,4 +77,4 @@ def retrieve(
         hybrid = exclude_seen(hybrid, histories, k)
         generative = exclude_seen(generative, histories, k)
     lap("rank")
-    return Retrieval(generative[:, :k], hybrid[:, :k], prefix, ann, candidates, base_scores, queries, seconds)
+    return Retrieval(generative[:, :k], hybrid[:, :k], prefix, ann, candidates, base_scores, queries, keys, seconds)
