@@ -1,0 +1,178 @@
+"""Early stopping, written once: every trainer (SASRec, the router, the reranker) runs through here.
+
+A trainer supplies two functions: ``run_epoch`` (one pass over its data, returns its training figures)
+and ``validate`` (returns its validation figures), and names the validation figure it selects on. This
+loop keeps the best epoch's weights, stops after ``patience`` epochs without a better score or at
+``max_epochs``, and, given a resume file, saves its whole state after every epoch so a killed run
+continues where it stopped. Training is capped by epochs, never by wall clock by default, so a busy
+machine yields the same model more slowly; ``max_minutes`` exists for interactive use only.
+
+The resume file holds plain tensors and a JSON string: it loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class ResumeFile(Protocol):
+    """Where a trainer keeps its state between epochs (a local file, an object in S3)."""
+
+    def read(self) -> bytes | None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def delete(self) -> None: ...
+
+
+@dataclass
+class TrainingLog:
+    """One record per epoch (training and validation figures, seconds so far) and how training ended."""
+
+    selection: str = ""  # the validation figure the best epoch is chosen on
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_score: float = float("-inf")
+    seconds: float = 0.0
+    stopped_by: str = "epochs"  # epochs | patience | max_minutes
+    resumed_from_epoch: int | None = None
+
+    @property
+    def best(self) -> dict:
+        """The best epoch's record (empty before the first epoch)."""
+        return next((e for e in self.epochs if e["epoch"] == self.best_epoch), {})
+
+    def curve(self, key: str) -> list[float]:
+        return [e[key] for e in self.epochs]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingLog:
+        return cls(**data)
+
+
+def train_with_early_stopping(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    run_epoch: Callable[[int], dict[str, float]],
+    validate: Callable[[], dict[str, float]],
+    selection: str | Callable[[dict[str, float]], float],
+    *,
+    max_epochs: int,
+    patience: int | None = None,
+    max_minutes: float | None = None,
+    rng: np.random.Generator | None = None,
+    resume: ResumeFile | None = None,
+    fingerprint: str = "",
+    on_epoch: Callable[[dict], None] | None = None,
+    selection_name: str | None = None,
+) -> TrainingLog:
+    """Train ``model`` epoch by epoch and leave it holding the best epoch's weights, in eval mode.
+
+    ``selection`` names a key of ``validate``'s figures (or computes the score from them); higher is
+    better. ``patience=None`` runs every epoch and still keeps the best. ``fingerprint`` identifies the
+    data and config: a resume file written for another fingerprint is ignored.
+    """
+    score_of = (lambda figures: figures[selection]) if isinstance(selection, str) else selection
+    log = TrainingLog(selection=selection_name or (selection if isinstance(selection, str) else "score"))
+    best_state, stale, first_epoch, spent = None, 0, 0, 0.0
+    saved = _load_resume(resume, fingerprint)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(saved["optimizer"])
+        best_state = saved["best_state"] or None
+        meta = json.loads(saved["meta"])
+        log, stale, spent = TrainingLog.from_dict(meta["log"]), meta["stale"], meta["seconds"]
+        log.resumed_from_epoch = first_epoch = meta["epoch"] + 1
+        if rng is not None:
+            rng.bit_generator.state = meta["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+    start = time.perf_counter() - spent
+    for epoch in range(first_epoch, max_epochs):
+        if patience is not None and stale >= patience:
+            log.stopped_by = "patience"
+            break
+        if max_minutes is not None and time.perf_counter() - start > max_minutes * 60:
+            log.stopped_by = "max_minutes"
+            break
+        model.train()
+        figures = run_epoch(epoch)
+        model.eval()
+        figures = {**figures, **validate()}
+        score = float(score_of(figures))
+        entry = {"epoch": epoch, **figures, "seconds": time.perf_counter() - start}
+        log.epochs.append(entry)
+        if on_epoch is not None:
+            on_epoch(entry)
+        if score > log.best_score:
+            log.best_epoch, log.best_score, stale = epoch, score, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        if resume is not None:
+            _save_resume(resume, fingerprint, epoch, model, optimizer, best_state, stale, start, log, rng)
+    else:
+        log.stopped_by = "patience" if patience is not None and stale >= patience else "epochs"
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log.seconds = time.perf_counter() - start
+    if resume is not None:
+        resume.delete()  # finished: the next run starts fresh
+    return log
+
+
+def _save_resume(
+    resume: ResumeFile,
+    fingerprint: str,
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    best_state: dict | None,
+    stale: int,
+    start: float,
+    log: TrainingLog,
+    rng: np.random.Generator | None,
+) -> None:
+    meta = {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "stale": stale,
+        "seconds": time.perf_counter() - start,
+        "log": log.as_dict(),
+        "rng": rng.bit_generator.state if rng is not None else None,
+    }
+    blob = {
+        "meta": json.dumps(meta),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "best_state": best_state or {},
+        "torch_rng": torch.get_rng_state(),
+    }
+    buffer = io.BytesIO()
+    torch.save(blob, buffer)
+    resume.write(buffer.getvalue())
+
+
+def _load_resume(resume: ResumeFile | None, fingerprint: str) -> dict | None:
+    """The saved state when it exists and belongs to this fingerprint; it never executes code."""
+    data = resume.read() if resume is not None else None
+    if not data:
+        return None
+    saved = torch.load(io.BytesIO(data), weights_only=True)
+    if json.loads(saved["meta"]).get("fingerprint") != fingerprint:
+        return None
+    return saved
