@@ -3,12 +3,12 @@
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from sid_platform.assets.resources import EvaluationProtocol, MlflowResource, config_class
 from sid_platform.baselines.popularity import PopularityModel
 from sid_platform.baselines.sasrec import SASRecConfig, checkpoint_blob, train_sasrec
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.evaluation.plots import twin_line_plot
 from sid_platform.evaluation.report import markdown_table
+from sid_platform.resources import EvaluationProtocol, MlflowResource, config_class
 
 GROUP = "baselines"
 

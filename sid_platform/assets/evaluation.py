@@ -3,7 +3,6 @@
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from sid_platform.assets.resources import EvaluationProtocol
 from sid_platform.baselines.popularity import PopularityModel
 from sid_platform.baselines.sasrec import from_checkpoint
 from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
@@ -12,6 +11,7 @@ from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.evaluation.report import markdown_table, metrics_table, write_json
 from sid_platform.reranking.dpo import Reranker, rerank
 from sid_platform.reranking.dpo import from_checkpoint as from_dpo_checkpoint
+from sid_platform.resources import EvaluationProtocol
 from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.candidates import ChannelReport
 from sid_platform.retrieval.pipeline import ranking_depth, retrieve

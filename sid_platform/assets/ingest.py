@@ -15,7 +15,6 @@ from dagster import (
     multi_asset,
 )
 
-from sid_platform.assets.resources import DatasetResource
 from sid_platform.data.validation import (
     interaction_expectations,
     item_expectations,
@@ -23,6 +22,7 @@ from sid_platform.data.validation import (
     run_suite,
 )
 from sid_platform.evaluation.report import markdown_table
+from sid_platform.resources import DatasetResource
 
 GROUP = "ingest"
 

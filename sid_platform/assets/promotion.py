@@ -15,8 +15,8 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from sid_platform.assets.resources import MlflowResource
 from sid_platform.registry import Candidate, decide, frame_fingerprint, log_bundle
+from sid_platform.resources import MlflowResource
 from sid_platform.settings import DATA_DIR_ENV
 
 GROUP = "registry"

@@ -5,11 +5,11 @@ import polars as pl
 import torch
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from sid_platform.assets.resources import EvaluationProtocol, MlflowResource, config_class
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.evaluation.plots import twin_line_plot
 from sid_platform.evaluation.report import markdown_table
+from sid_platform.resources import EvaluationProtocol, MlflowResource, config_class
 from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
 from sid_platform.retrieval.beam_search import constrained_beam_search
 from sid_platform.retrieval.router import RouterConfig

@@ -4,12 +4,12 @@ import polars as pl
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset, asset_check
 from pydantic import Field
 
-from sid_platform.assets.resources import MlflowResource
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_items
 from sid_platform.embed.text import DEFAULT_TEMPLATE
 from sid_platform.evaluation.plots import code_usage_plot
 from sid_platform.evaluation.report import markdown_table
+from sid_platform.resources import MlflowResource
 from sid_platform.semantic_ids import (
     RQKMeansConfig,
     RQKMeansTokenizer,

@@ -3,8 +3,8 @@
 from dagster import AssetSelection, Config, OpExecutionContext, Output, define_asset_job, job, op
 from pydantic import Field
 
-from sid_platform.assets.resources import MlflowResource
 from sid_platform.registry import champion, pinned_config, rollback
+from sid_platform.resources import MlflowResource
 
 # Materializes every asset (with its checks) on the configured dataset; `make demo` runs it.
 main_job = define_asset_job(

@@ -35,11 +35,11 @@ from dagster import (
 )
 from mlflow.entities.model_registry import ModelVersion
 
-from sid_platform.assets.resources import MlflowResource
 from sid_platform.automation.jobs import retrain_job
 from sid_platform.automation.run import profile_job_config
 from sid_platform.registry import champion
 from sid_platform.registry.promotion import RECALL_TAG
+from sid_platform.resources import MlflowResource
 from sid_platform.settings import PROFILE_ENV
 
 EVALUATION = AssetKey("evaluation")

@@ -20,10 +20,10 @@ from dagster import (
 )
 
 from sid_platform.assets.promotion import failed_checks, model_promotion
-from sid_platform.assets.resources import MlflowResource
 from sid_platform.automation.jobs import rollback_job
 from sid_platform.cli import main
 from sid_platform.registry import CHALLENGER, champion, pinned_config
+from sid_platform.resources import MlflowResource
 
 
 class EvaluationStub(Config):

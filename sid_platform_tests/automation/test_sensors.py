@@ -17,11 +17,11 @@ from dagster import (
     materialize,
 )
 
-from sid_platform.assets.resources import MlflowResource
 from sid_platform.automation.schedules import weekly_retrain, weekly_retrain_schedule
 from sid_platform.automation.sensors import REASON_TAG, codebook_utilization_sensor, recall_drop_sensor
 from sid_platform.definitions import defs
 from sid_platform.registry import Candidate, decide, log_bundle
+from sid_platform.resources import MlflowResource
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from sid_platform.assets.resources import DatasetResource, LocalParquetIOManager, io_manager_for
 from sid_platform.data.files import DataNotFoundError
+from sid_platform.resources import DatasetResource, LocalParquetIOManager, io_manager_for
 
 
 def test_auto_without_any_data_dir_falls_back_to_synthetic_loudly(monkeypatch, caplog):
