@@ -22,6 +22,7 @@ from sid_platform.data.validation import (
     run_suite,
 )
 from sid_platform.evaluation.report import markdown_table
+from sid_platform.policy import POLICY
 from sid_platform.resources import DatasetResource
 
 GROUP = "ingest"
@@ -90,7 +91,7 @@ def ingest(context: AssetExecutionContext, dataset: DatasetResource):
 
 
 class QuarantineCheckConfig(Config):
-    max_quarantined_share: float = 0.05
+    max_quarantined_share: float = POLICY.max_quarantined_share
 
 
 def _check(
@@ -121,7 +122,8 @@ def _check(
     asset="raw_interactions",
     additional_ins={"item_catalog": AssetIn(), "quarantined_rows": AssetIn()},
     blocking=True,
-    description="Great Expectations suite on the stored interactions, and a limit on the quarantined share.",
+    description="Great Expectations suite on the stored interactions, and a limit on the quarantined share "
+    f"({POLICY.max_quarantined_share:.0%} by default).",
 )
 def raw_interactions_expectations(
     context: AssetCheckExecutionContext,
@@ -138,7 +140,8 @@ def raw_interactions_expectations(
     asset="item_catalog",
     additional_ins={"quarantined_rows": AssetIn()},
     blocking=True,
-    description="Great Expectations suite on the stored catalog, and a limit on the quarantined share.",
+    description="Great Expectations suite on the stored catalog, and a limit on the quarantined share "
+    f"({POLICY.max_quarantined_share:.0%} by default).",
 )
 def item_catalog_expectations(
     context: AssetCheckExecutionContext,

@@ -15,6 +15,7 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from sid_platform.policy import POLICY
 from sid_platform.registry import Candidate, decide, frame_fingerprint, log_bundle
 from sid_platform.resources import MlflowResource
 from sid_platform.settings import DATA_DIR_ENV
@@ -69,7 +70,9 @@ def _resolved_run_config(context: AssetExecutionContext) -> dict[str, Any] | Non
 @asset(
     group_name=GROUP,
     ins={name: AssetIn() for name in ("evaluation", "data_splits", "item_catalog", *BUNDLE_COMPONENTS)},
-    description="Registers the servable bundle in MLflow; it becomes 'champion' only if the promotion gate passes.",
+    description="Registers the servable bundle in MLflow; it becomes 'champion' only if the promotion gate passes "
+    f"(blocking checks passed, codebook utilization at least {POLICY.min_codebook_utilization:.0%}, Recall@10 at "
+    f"most {POLICY.recall_tolerance:.0%} below the champion's; defaults of the mlflow resource).",
 )
 def model_promotion(
     context: AssetExecutionContext,

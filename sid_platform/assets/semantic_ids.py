@@ -9,6 +9,7 @@ from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_ite
 from sid_platform.embed.text import DEFAULT_TEMPLATE
 from sid_platform.evaluation.plots import code_usage_plot
 from sid_platform.evaluation.report import markdown_table
+from sid_platform.policy import POLICY
 from sid_platform.resources import MlflowResource
 from sid_platform.semantic_ids import (
     RQKMeansConfig,
@@ -206,14 +207,14 @@ def prefix_index(usid_table: pl.DataFrame) -> Output[pl.DataFrame]:
 
 
 class UtilizationCheckConfig(Config):
-    min_utilization: float = 0.8
+    min_utilization: float = POLICY.min_codebook_utilization
 
 
 @asset_check(
     asset="codebooks",
     additional_ins={"item_embeddings": AssetIn()},
     blocking=True,
-    description="Every level of the codebook uses at least 80 % of its codes.",
+    description=f"Every level of the codebook uses at least {POLICY.min_codebook_utilization:.0%} of its codes.",
 )
 def codebook_utilization(
     config: UtilizationCheckConfig, codebooks: dict, item_embeddings: ItemEmbeddings

@@ -37,6 +37,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from sid_platform.automation.jobs import retrain_job
 from sid_platform.automation.run import profile_job_config
+from sid_platform.policy import POLICY
 from sid_platform.registry import champion
 from sid_platform.registry.promotion import RECALL_TAG
 from sid_platform.resources import MlflowResource
@@ -144,12 +145,14 @@ def evaluation_sensor(name: str, condition: Condition, description: str) -> Sens
 recall_drop_sensor = evaluation_sensor(
     "recall_drop_sensor",
     recall_dropped,
-    "Requests a retrain when a fresh evaluation's Recall@10 is more than 2 % (relative) below the champion's.",
+    f"Requests a retrain when a fresh evaluation's Recall@10 is more than {POLICY.recall_drop_alert:.0%} (relative) "
+    "below the champion's (the mlflow resource's recall_drop_alert).",
 )
 codebook_utilization_sensor = evaluation_sensor(
     "codebook_utilization_sensor",
     utilization_low,
-    "Requests a retrain when a fresh evaluation's codebook utilization falls below 80 %.",
+    f"Requests a retrain when a fresh evaluation's codebook utilization falls below "
+    f"{POLICY.min_codebook_utilization:.0%} (the mlflow resource's min_utilization).",
 )
 
 all_sensors = [recall_drop_sensor, codebook_utilization_sensor]

@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-DEFAULT_KS = (5, 10, 20)
+from sid_platform.policy import POLICY
+
+DEFAULT_KS = POLICY.ks  # the policy's Ks, the default of every ranking_metrics call
 
 
 def hit_ranks(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:

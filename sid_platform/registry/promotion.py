@@ -17,6 +17,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from sid_platform.policy import POLICY
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous_champion"
@@ -32,10 +34,10 @@ TAG_VALUE_LIMIT = 5000
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """``recall_tolerance`` is relative: 0.02 lets a candidate be at most 2 % below the champion's Recall@10."""
+    """``recall_tolerance`` is relative (0.02: at most 2 % below the champion's Recall@10); defaults: ``POLICY``."""
 
-    recall_tolerance: float = 0.02
-    min_utilization: float = 0.8
+    recall_tolerance: float = POLICY.recall_tolerance
+    min_utilization: float = POLICY.min_codebook_utilization
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Any
 from dagster import AssetExecutionContext, ConfigurableResource
 from pydantic import Field
 
+from sid_platform.policy import POLICY
 from sid_platform.registry import GatePolicy, Tracking, log_run, png_from_markdown
 from sid_platform.registry.tracking import DEFAULT_EXPERIMENT, TRACKING_URI_ENV
 
@@ -20,11 +21,14 @@ class MlflowResource(ConfigurableResource):
     experiment: str = DEFAULT_EXPERIMENT
     registered_model: str = Field(default="sid-recommender", description="the one name the servable bundle has")
     recall_tolerance: float = Field(
-        default=0.02, description="gate: relative Recall@10 drop below the champion still promoted"
+        default=POLICY.recall_tolerance, description="gate: relative Recall@10 drop below the champion still promoted"
     )
-    min_utilization: float = Field(default=0.8, description="gate and sensor: minimum codebook utilization")
+    min_utilization: float = Field(
+        default=POLICY.min_codebook_utilization, description="gate and sensor: minimum codebook utilization"
+    )
     recall_drop_alert: float = Field(
-        default=0.02, description="sensor: relative Recall@10 drop below the champion that requests a retrain"
+        default=POLICY.recall_drop_alert,
+        description="sensor: relative Recall@10 drop below the champion that requests a retrain",
     )
 
     def tracking(self) -> Tracking:

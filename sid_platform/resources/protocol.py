@@ -3,6 +3,8 @@
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from sid_platform.policy import POLICY
+
 
 class EvaluationProtocol(ConfigurableResource):
     """The evaluation setting shared by early stopping and the final table, so every figure uses the same one.
@@ -12,4 +14,4 @@ class EvaluationProtocol(ConfigurableResource):
     """
 
     exclude_history: bool = False
-    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    ks: list[int] = Field(default_factory=lambda: list(POLICY.ks), description="the K of Recall@K and NDCG@K")
