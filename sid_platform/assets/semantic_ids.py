@@ -2,21 +2,16 @@
 
 import polars as pl
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset, asset_check
-from pydantic import Field
 
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_items
-from sid_platform.embed.text import DEFAULT_TEMPLATE
 from sid_platform.evaluation.plots import code_usage_plot
 from sid_platform.evaluation.report import markdown_table
 from sid_platform.policy import POLICY
-from sid_platform.resources import MlflowResource
+from sid_platform.resources import MlflowResource, config_class
 from sid_platform.semantic_ids import (
-    RQKMeansConfig,
-    RQKMeansTokenizer,
-    RQVAEConfig,
-    RQVAETokenizer,
     SemanticTokenizer,
+    TokenizerSpec,
     UsidLookup,
     build_prefix_index,
     build_usid_table,
@@ -32,18 +27,8 @@ from sid_platform.settings import data_home
 GROUP = "semantic_ids"
 
 
-class ItemEmbeddingsConfig(Config):
-    encoders: list[str] = Field(
-        default_factory=lambda: ["auto"],
-        description="auto | minilm | t5 | clip | collaborative; several are L2-normalized, weighted and concatenated",
-    )
-    weights: list[float] = Field(default_factory=list, description="one per encoder; empty = all 1")
-    t5_path: str | None = Field(default=None, description="local folder of a T5 model (save_pretrained layout)")
-    clip_path: str | None = Field(default=None, description="local folder of a CLIP model")
-    image_root: str | None = Field(default=None, description="CLIP: folder of local item images, named by image_url")
-    template: str = Field(default=DEFAULT_TEMPLATE, description="item text; [..] segments drop when a field is missing")
-    batch_size: int = 64
-    collaborative_dim: int = 64
+class ItemEmbeddingsConfig(config_class("ItemEmbeddingsFields", EmbeddingSpec)):  # type: ignore[misc]
+    """Encoders and their knobs; fields, defaults and descriptions come from ``EmbeddingSpec``."""
 
 
 @asset(group_name=GROUP, description="One vector per catalog item (content, collaborative, or both fused).")
@@ -79,44 +64,11 @@ def item_embeddings(
     )
 
 
-class CodebooksConfig(Config):
-    """Which tokenizer, and its knobs; defaults are TIGER's sizes with 4 levels of 256 codes."""
-
-    tokenizer: str = Field(default="rqvae", description="rqvae | rqkmeans")
-    levels: int = 4
-    codebook_size: int = 256
-    init: str = Field(default="kmeans", description="rqvae: kmeans | random initialization of every level")
-    epochs: int = 100
-    batch_size: int = 1024
-    lr: float = 1e-3
-    latent_dim: int = 32
-    hidden_dims: list[int] = Field(default_factory=lambda: [512, 256, 128])
-    reseed_dead: bool = True
-    taxonomy_weight: float = Field(default=0.0, description="λ of the taxonomy-contrastive term; 0.01 turns it on")
-    niter: int = Field(default=25, description="k-means iterations (RQ-KMeans, and RQ-VAE's init)")
-    seed: int = 0
+class CodebooksConfig(config_class("CodebooksFields", TokenizerSpec)):  # type: ignore[misc]
+    """Which tokenizer, and its knobs; fields and defaults come from ``TokenizerSpec`` (TIGER's sizes, 4 x 256)."""
 
     def build(self) -> SemanticTokenizer:
-        if self.tokenizer == "rqkmeans":
-            return RQKMeansTokenizer(RQKMeansConfig(self.levels, self.codebook_size, self.niter, seed=self.seed))
-        if self.tokenizer != "rqvae":
-            raise ValueError(f"unknown tokenizer {self.tokenizer!r}; choose rqvae or rqkmeans")
-        return RQVAETokenizer(
-            RQVAEConfig(
-                levels=self.levels,
-                codebook_size=self.codebook_size,
-                latent_dim=self.latent_dim,
-                hidden_dims=tuple(self.hidden_dims),
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                lr=self.lr,
-                init=self.init,
-                kmeans_niter=self.niter,
-                reseed_dead=self.reseed_dead,
-                taxonomy_weight=self.taxonomy_weight,
-                seed=self.seed,
-            )
-        )
+        return self.core().build()
 
 
 @asset(group_name=GROUP, description="The trained Semantic-ID tokenizer (RQ-VAE or RQ-KMeans) as a versioned state.")

@@ -26,12 +26,13 @@ ENCODERS = ("auto", "minilm", "t5", "clip", "collaborative")
 
 @dataclass(frozen=True)
 class EmbeddingSpec:
+    # auto | minilm | t5 | clip | collaborative; several are L2-normalized, weighted and concatenated
     encoders: tuple[str, ...] = ("auto",)
-    weights: tuple[float, ...] = ()  # empty: every part weighs 1
-    t5_path: str | None = None
-    clip_path: str | None = None
+    weights: tuple[float, ...] = ()  # one per encoder; empty: every part weighs 1
+    t5_path: str | None = None  # local folder of a T5 model (save_pretrained layout)
+    clip_path: str | None = None  # local folder of a CLIP model
     image_root: str | None = None  # CLIP: local images named by the basename of each item's image_url
-    template: str = DEFAULT_TEMPLATE
+    template: str = DEFAULT_TEMPLATE  # item text; [..] segments drop when a field is missing
     batch_size: int = 64
     collaborative_dim: int = 64
 

@@ -13,7 +13,7 @@ from sid_platform.semantic_ids.intrinsic import (
 from sid_platform.semantic_ids.prefix_index import PrefixIndex, build_prefix_index
 from sid_platform.semantic_ids.rqkmeans import RQKMeansConfig, RQKMeansTokenizer
 from sid_platform.semantic_ids.rqvae import RQVAEConfig, RQVAETokenizer
-from sid_platform.semantic_ids.state import tokenizer_from_state
+from sid_platform.semantic_ids.state import TokenizerSpec, tokenizer_from_state
 from sid_platform.semantic_ids.taxonomy import Taxonomy, hierarchical_batches
 from sid_platform.semantic_ids.usid import UsidLookup, build_usid_table, collision_rate, sid_stability
 
@@ -25,6 +25,7 @@ __all__ = [
     "RQVAETokenizer",
     "SemanticTokenizer",
     "Taxonomy",
+    "TokenizerSpec",
     "TrainLog",
     "UsidLookup",
     "build_prefix_index",

@@ -56,8 +56,8 @@ class RQVAEConfig:
     batch_size: int = 1024
     lr: float = 1e-3
     beta: float = 0.25  # commitment weight
-    init: Literal["kmeans", "random"] = "kmeans"
-    kmeans_niter: int = 25
+    init: Literal["kmeans", "random"] = "kmeans"  # kmeans | random initialization of every level's codebook
+    kmeans_niter: int = 25  # k-means iterations of the k-means init (and of RQ-KMeans)
     reseed_dead: bool = True
     taxonomy_weight: float = 0.0  # λ of the contrastive term; 0 = off, 0.01 is the intended setting
     taxonomy_temperature: float = 0.1
