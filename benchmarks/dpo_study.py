@@ -13,14 +13,14 @@ import time
 from benchmarks.results_file import write_result
 from sid_platform.automation.run import run_main_job
 from sid_platform.evaluation.report import metrics_table
-from sid_platform.settings import PROFILES
+from sid_platform.profiles import PROFILE_NAMES
 
 ASSETS = ["dpo_checkpoint", "evaluation", "model_promotion"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", choices=PROFILES, default="default")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="default")
     args = parser.parse_args()
     started = time.perf_counter()
     result = run_main_job(args.profile, assets=ASSETS)

@@ -16,12 +16,12 @@ from benchmarks.results_file import write_result
 from sid_platform.assets.evaluation import channels_table
 from sid_platform.automation.run import run_main_job
 from sid_platform.evaluation.report import metrics_table
-from sid_platform.settings import PROFILES
+from sid_platform.profiles import PROFILE_NAMES
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", choices=PROFILES, default="default")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="default")
     parser.add_argument("--exclude-history", action="store_true", help="mask items already in the history")
     args = parser.parse_args()
     extra = {"resources": {"evaluation_protocol": {"config": {"exclude_history": args.exclude_history}}}}

@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from sid_platform.settings import PROFILES
+from sid_platform.profiles import PROFILE_NAMES
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sid-platform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="materialize every asset and print the evaluation table")
-    demo.add_argument("--profile", choices=PROFILES, default="default")
+    demo.add_argument("--profile", choices=PROFILE_NAMES, default="default")
     demo.set_defaults(func=_demo)
     back = sub.add_parser("rollback", help="move the registry's 'champion' alias back to a former champion")
     back.add_argument("--to", type=int, default=None, metavar="VERSION", help="default: the champion before")

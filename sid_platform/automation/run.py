@@ -8,7 +8,7 @@ from typing import Any
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 
-from sid_platform.settings import profile_run_config
+from sid_platform.profiles import run_config as profile_run_config
 
 
 def local_instance() -> DagsterInstance:
@@ -22,14 +22,6 @@ def local_instance() -> DagsterInstance:
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
     return DagsterInstance.get()
-
-
-def profile_job_config(profile: str) -> dict[str, Any]:
-    """A profile's run config for the graph's jobs; ``test`` also reads the synthetic generator."""
-    run_config: dict[str, Any] = {"ops": profile_run_config(profile)}
-    if profile == "test":
-        run_config["resources"] = {"dataset": {"config": {"source": "synthetic"}}}
-    return run_config
 
 
 def run_main_job(
@@ -46,7 +38,7 @@ def run_main_job(
 
     from sid_platform.definitions import defs
 
-    run_config = {**profile_job_config(profile), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    run_config = {**profile_run_config(profile), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     for section, values in (extra_run_config or {}).items():
         run_config.setdefault(section, {}).update(values)
     if assets is not None:  # config for assets outside the selection would be rejected

@@ -36,8 +36,8 @@ from dagster import (
 from mlflow.entities.model_registry import ModelVersion
 
 from sid_platform.automation.jobs import retrain_job
-from sid_platform.automation.run import profile_job_config
 from sid_platform.policy import POLICY
+from sid_platform.profiles import run_config
 from sid_platform.registry import champion
 from sid_platform.registry.promotion import RECALL_TAG
 from sid_platform.resources import MlflowResource
@@ -85,7 +85,7 @@ def plans_promotion(instance: DagsterInstance, run_id: str) -> bool:
 
 def retrain_run_config() -> dict:
     """The run config of a requested retrain: the profile in ``$SID_PROFILE`` (default ``default``)."""
-    return profile_job_config(os.environ.get(PROFILE_ENV, "default"))
+    return run_config(os.environ.get(PROFILE_ENV, "default"))
 
 
 def evaluation_sensor(name: str, condition: Condition, description: str) -> SensorDefinition:
