@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
 from sid_platform.assets import baselines, evaluation, ingest, promotion, reranking, retrieval, semantic_ids, splits
@@ -11,6 +9,7 @@ from sid_platform.automation.jobs import all_jobs
 from sid_platform.automation.schedules import all_schedules
 from sid_platform.automation.sensors import all_sensors
 from sid_platform.resources import DatasetResource, EvaluationProtocol, MlflowResource, io_manager_for, storage_for
+from sid_platform.settings import deployment
 
 # One module per stage, in graph order; a new stage is one more entry.
 ASSET_MODULES = [
@@ -31,8 +30,8 @@ defs = Definitions(
     sensors=all_sensors,
     schedules=all_schedules,
     resources={
-        "io_manager": io_manager_for(os.environ.get("SID_DEPLOYMENT", "local")),
-        "storage": storage_for(os.environ.get("SID_DEPLOYMENT", "local")),
+        "io_manager": io_manager_for(deployment()),
+        "storage": storage_for(deployment()),
         "dataset": DatasetResource(),
         "evaluation_protocol": EvaluationProtocol(),
         "mlflow": MlflowResource(),

@@ -1,6 +1,5 @@
 """``model_promotion``: register the servable bundle, and make it ``champion`` only when the gate says so."""
 
-import os
 from typing import Any
 
 import polars as pl
@@ -18,7 +17,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from sid_platform.policy import POLICY
 from sid_platform.registry import Candidate, decide, frame_fingerprint, log_bundle
 from sid_platform.resources import MlflowResource
-from sid_platform.settings import DATA_DIR_ENV
+from sid_platform.settings import DATA_DIR_ENV, resolve_data_dir
 
 GROUP = "registry"
 
@@ -90,12 +89,13 @@ def model_promotion(
         failed_checks=tuple(checks),
     )
     fingerprint = frame_fingerprint(data_splits, item_catalog)
+    data_dir = resolve_data_dir()  # as the dataset resource resolves it when its config names none
     pinned = {
         "dagster_run_id": context.run_id,
         "job": context.job_name,
         "run_config": context.run.run_config,
         "resolved_run_config": _resolved_run_config(context),
-        "data": {"fingerprint": fingerprint, DATA_DIR_ENV: os.environ.get(DATA_DIR_ENV)},
+        "data": {"fingerprint": fingerprint, DATA_DIR_ENV: str(data_dir) if data_dir else None},
         "evaluation": serving,
     }
     test_metrics = evaluation.get("test", {}).get("metrics", {})

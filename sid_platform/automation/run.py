@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 
 from sid_platform.profiles import run_config as profile_run_config
+from sid_platform.settings import dagster_home
 
 
 def local_instance() -> DagsterInstance:
     """The instance under ``$DAGSTER_HOME`` (created on first use, telemetry off), else an ephemeral one."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
+    path = dagster_home()
+    if path is None:
         return DagsterInstance.ephemeral()
-    path = Path(home).expanduser().absolute()
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
     if not config.exists():

@@ -4,24 +4,16 @@ Default status RUNNING, like the sensors: a deployment retrains weekly without a
 ``SID_RETRAIN_SCHEDULE=stopped`` where a weekly full retrain is unwanted (a laptop running ``dagster dev``).
 """
 
-import os
-
 from dagster import DefaultScheduleStatus, ScheduleDefinition
 
 from sid_platform.automation.jobs import retrain_job
 from sid_platform.automation.sensors import REASON_TAG, TRIGGER_TAG, retrain_run_config
-
-CRON_ENV = "SID_RETRAIN_CRON"
-STATUS_ENV = "SID_RETRAIN_SCHEDULE"
-DEFAULT_CRON = "0 3 * * 1"
+from sid_platform.settings import RETRAIN_CRON_ENV, retrain_cron, retrain_schedule_status
 
 
 def weekly_retrain_schedule() -> ScheduleDefinition:
     """Built from the environment when the code location loads; the run config is the ``$SID_PROFILE`` one."""
-    cron = os.environ.get(CRON_ENV, DEFAULT_CRON)
-    status = os.environ.get(STATUS_ENV, "running").lower()
-    if status not in ("running", "stopped"):
-        raise ValueError(f"{STATUS_ENV}={status!r}: expected running or stopped")
+    cron, status = retrain_cron(), retrain_schedule_status()
     return ScheduleDefinition(
         name="weekly_retrain",
         job=retrain_job,
@@ -30,7 +22,7 @@ def weekly_retrain_schedule() -> ScheduleDefinition:
         run_config_fn=lambda _context: retrain_run_config(),
         tags={REASON_TAG: f"weekly schedule ({cron})", TRIGGER_TAG: "weekly_retrain"},
         default_status=DefaultScheduleStatus.RUNNING if status == "running" else DefaultScheduleStatus.STOPPED,
-        description=f"Retrain everything downstream of the data on the cron in ${CRON_ENV} (now {cron!r}, UTC).",
+        description=f"Retrain everything downstream of the data on the cron in ${RETRAIN_CRON_ENV} (now {cron!r}, UTC).",
     )
 
 

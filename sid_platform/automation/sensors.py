@@ -17,7 +17,6 @@ by hand is a loop that is not there.
 """
 
 import json
-import os
 from collections.abc import Callable
 
 from dagster import (
@@ -41,7 +40,7 @@ from sid_platform.profiles import run_config
 from sid_platform.registry import champion
 from sid_platform.registry.promotion import RECALL_TAG
 from sid_platform.resources import MlflowResource
-from sid_platform.settings import PROFILE_ENV
+from sid_platform.settings import profile_name
 
 EVALUATION = AssetKey("evaluation")
 PROMOTION = AssetKey("model_promotion")
@@ -85,7 +84,7 @@ def plans_promotion(instance: DagsterInstance, run_id: str) -> bool:
 
 def retrain_run_config() -> dict:
     """The run config of a requested retrain: the profile in ``$SID_PROFILE`` (default ``default``)."""
-    return run_config(os.environ.get(PROFILE_ENV, "default"))
+    return run_config(profile_name())
 
 
 def evaluation_sensor(name: str, condition: Condition, description: str) -> SensorDefinition:

@@ -9,7 +9,6 @@ large a share of the source had to be quarantined.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -18,8 +17,9 @@ import polars as pl
 
 from sid_platform.data.schema import QUARANTINE_SCHEMA, empty_quarantine
 from sid_platform.evaluation.report import markdown_table
+from sid_platform.settings import library_defaults
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+library_defaults(GX_ANALYTICS_ENABLED="False")
 
 EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)  # before Amazon's first review; earlier means a unit bug
 CATEGORY_SEP = "\x1f"  # ASCII unit separator: cannot be confused with text inside a segment

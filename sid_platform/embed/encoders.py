@@ -9,7 +9,6 @@ product downstream. Texts are batched longest first, so each batch pads to simil
 from __future__ import annotations
 
 import hashlib
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -19,6 +18,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from sid_platform.settings import library_defaults
 
 Progress = Callable[[int, int], None]  # (items done, items in total), called after every batch
 
@@ -92,8 +93,7 @@ def folder_digest(folder: Path) -> str:
 
 def _transformers() -> Any:
     """Import transformers with the offline switches set first (the hub reads them once, at import)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    library_defaults(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     import transformers
 
     return transformers

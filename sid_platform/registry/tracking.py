@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -24,9 +23,8 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from sid_platform.settings import data_home
+from sid_platform.settings import data_home, tracking_uri
 
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_EXPERIMENT = "sid-platform"
 PARAM_VALUE_LIMIT = 6000
 
@@ -41,7 +39,7 @@ def default_tracking_uri() -> str:
 
 def resolve_tracking_uri(configured: str | None = None) -> str:
     """Config wins, then ``MLFLOW_TRACKING_URI``, then the embedded SQLite store under the data home."""
-    return configured or os.environ.get(TRACKING_URI_ENV) or default_tracking_uri()
+    return configured or tracking_uri() or default_tracking_uri()
 
 
 def metric_key(name: str) -> str:

@@ -4,7 +4,6 @@ The IO manager writes polars frames as Parquet and anything else (model checkpoi
 as pickles. ``SID_DEPLOYMENT=k8s`` swaps it for the S3 IO manager; the asset code does not change.
 """
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import polars as pl
 from dagster import ConfigurableIOManager, EnvVar, InputContext, OutputContext
 from pydantic import Field
 
-from sid_platform.settings import data_home
+from sid_platform.settings import S3_BUCKET_ENV, data_home, s3_asset_prefix, s3_endpoint_url
 
 
 class LocalParquetIOManager(ConfigurableIOManager):
@@ -57,8 +56,8 @@ def io_manager_for(deployment: str) -> ConfigurableIOManager:
         from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
         return S3PickleIOManager(
-            s3_resource=S3Resource(endpoint_url=os.environ.get("SID_S3_ENDPOINT_URL")),
-            s3_bucket=EnvVar("SID_S3_BUCKET"),
-            s3_prefix=os.environ.get("SID_S3_PREFIX", "assets"),
+            s3_resource=S3Resource(endpoint_url=s3_endpoint_url()),
+            s3_bucket=EnvVar(S3_BUCKET_ENV),
+            s3_prefix=s3_asset_prefix(),
         )
     raise ValueError(f"SID_DEPLOYMENT={deployment!r}: expected 'local' or 'k8s'")

@@ -8,7 +8,8 @@ from pydantic import Field
 
 from sid_platform.policy import POLICY
 from sid_platform.registry import GatePolicy, Tracking, log_run, png_from_markdown
-from sid_platform.registry.tracking import DEFAULT_EXPERIMENT, TRACKING_URI_ENV
+from sid_platform.registry.tracking import DEFAULT_EXPERIMENT
+from sid_platform.settings import TRACKING_URI_ENV
 
 
 class MlflowResource(ConfigurableResource):

@@ -5,14 +5,13 @@ Assets go through the IO manager; everything else a run writes goes through ``st
 assets in the cluster (``SID_DEPLOYMENT=k8s``), where a pod's disk would lose them.
 """
 
-import os
 from pathlib import Path
 
 import boto3
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from sid_platform.settings import data_home
+from sid_platform.settings import S3_BUCKET_ENV, data_home, s3_endpoint_url, s3_files_prefix
 from sid_platform.storage import BlobStore, LocalBlobStore, S3BlobStore, StoredFile
 
 
@@ -53,8 +52,8 @@ def storage_for(deployment: str) -> SideFileStorage:
         return LocalStorage()
     if deployment == "k8s":
         return S3Storage(
-            bucket=EnvVar("SID_S3_BUCKET"),
-            prefix=os.environ.get("SID_S3_FILES_PREFIX", "files"),
-            endpoint_url=os.environ.get("SID_S3_ENDPOINT_URL"),
+            bucket=EnvVar(S3_BUCKET_ENV),
+            prefix=s3_files_prefix(),
+            endpoint_url=s3_endpoint_url(),
         )
     raise ValueError(f"SID_DEPLOYMENT={deployment!r}: expected 'local' or 'k8s'")
