@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
+from sid_platform.automation.graph import graph_definitions
 from sid_platform.profiles import run_config as profile_run_config
 from sid_platform.settings import dagster_home
 
@@ -32,16 +33,13 @@ def run_main_job(
 
     Runs are recorded in ``$DAGSTER_HOME`` when set.
     """
-    from dagster import AssetKey
-
-    from sid_platform.definitions import defs
-
     run_config = {**profile_run_config(profile), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     for section, values in (extra_run_config or {}).items():
         run_config.setdefault(section, {}).update(values)
     if assets is not None:  # config for assets outside the selection would be rejected
         run_config["ops"] = {name: value for name, value in run_config.get("ops", {}).items() if name in assets}
-    return defs.resolve_job_def("main_job").execute_in_process(
+    job = graph_definitions().resolve_job_def("main_job")
+    return job.execute_in_process(
         run_config=run_config,
         instance=local_instance(),
         raise_on_error=raise_on_error,

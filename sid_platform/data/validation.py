@@ -16,8 +16,8 @@ from functools import cache
 import polars as pl
 
 from sid_platform.data.schema import QUARANTINE_SCHEMA, empty_quarantine
-from sid_platform.evaluation.report import markdown_table
 from sid_platform.settings import library_defaults
+from sid_platform.tables import markdown_table
 
 library_defaults(GX_ANALYTICS_ENABLED="False")
 

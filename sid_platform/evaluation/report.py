@@ -7,17 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sid_platform.tables import markdown_table
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured markdown table; floats print with four decimals."""
-
-    def cell(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
+__all__ = ["METRIC_COLUMNS", "markdown_table", "metrics_table", "write_json"]  # markdown_table: its old home
 
 METRIC_COLUMNS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20")
 
