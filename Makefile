@@ -29,6 +29,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check sid_platform sid_platform_tests benchmarks
 	$(BIN)/ruff format --check sid_platform sid_platform_tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .sid_home .dagster_home .pytest_cache
