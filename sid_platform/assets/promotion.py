@@ -1,18 +1,21 @@
 """``model_promotion``: register the servable bundle, and make it ``champion`` only when the gate says so."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
 from dagster import (
-    AssetCheckKey,
+    AssetCheckEvaluation,
     AssetExecutionContext,
     AssetIn,
+    DagsterEventType,
     DagsterInstance,
+    JobDefinition,
     MetadataValue,
     Output,
     asset,
+    validate_run_config,
 )
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from sid_platform.policy import POLICY
 from sid_platform.registry import Candidate, decide, frame_fingerprint, log_bundle
@@ -34,36 +37,41 @@ BUNDLE_COMPONENTS = (
 )
 
 
-def blocking_check_keys(context: AssetExecutionContext) -> list[AssetCheckKey]:
-    """Every blocking check of the code location (of the job when run in process, where no repository is set)."""
-    try:
-        graph = context.repository_def.asset_graph
-    except Exception:  # in-process execution sets no repository; the job's graph is the whole graph for main_job
-        graph = context.job_def.asset_layer.asset_graph
-    return sorted((k for k in graph.asset_check_keys if graph.get_check_spec(k).blocking), key=str)
+def check_evaluations(instance: DagsterInstance, run_id: str) -> list[AssetCheckEvaluation]:
+    """The asset check evaluations one run recorded, in the order they happened."""
+    entries = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    return [e.dagster_event.asset_check_evaluation_data for e in entries if e.dagster_event is not None]
 
 
-def failed_checks(instance: DagsterInstance, keys: list[AssetCheckKey]) -> list[str]:
-    """Blocking checks whose latest execution did not pass (or that never ran), as ``asset:check (status)``."""
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    failed = []
-    for key in keys:
-        record = latest.get(key)
-        status = record.status.value.lower() if record else "never ran"
-        if record is None or record.status != AssetCheckExecutionRecordStatus.SUCCEEDED:
-            failed.append(f"{key.asset_key.to_user_string()}:{key.name} ({status})")
-    return failed
+def failed_checks(instance: DagsterInstance, run_id: str) -> list[str]:
+    """The blocking checks of this run that did not pass, as ``asset:check (failed)``.
+
+    Only the run's own evaluations count: a concurrent run's check says nothing about this run's inputs. A
+    blocking check that fails with severity ERROR already stops the run before the gate; this catches the
+    rest (severity WARN), and refuses a run that ran no blocking check at all, which has nothing to vouch
+    for the data it would promote.
+    """
+    latest = {e.asset_check_key: e for e in check_evaluations(instance, run_id) if e.blocking}  # a retry: its last
+    if not latest:
+        return [f"no blocking asset check ran in run {run_id}"]
+    return sorted(f"{k.asset_key.to_user_string()}:{k.name} (failed)" for k, e in latest.items() if not e.passed)
 
 
-def _resolved_run_config(context: AssetExecutionContext) -> dict[str, Any] | None:
-    """The run config with every default filled in, so the pinned config does not depend on code defaults."""
-    try:
-        from dagster._config import process_config
+def resolved_run_config(job: JobDefinition, run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run config with every default filled in, so the pinned config does not depend on code defaults.
 
-        result = process_config(context.job_def.run_config_schema.config_type, context.run.run_config)
-        return result.value if result.success else None
-    except Exception:  # an internal API; the run config as given is pinned either way
-        return None
+    Still a run config of ``job`` (rerunnable as it is): every op's and resource's config as validated, loggers,
+    and the execution section as given (the validated form names the executor, which run config does not).
+    """
+    validated = validate_run_config(job, run_config)
+    resolved: dict[str, Any] = {
+        "ops": {name: {"config": op["config"]} for name, op in validated["ops"].items() if op.get("config")},
+        "resources": validated["resources"],
+        "loggers": validated["loggers"],
+    }
+    if "execution" in run_config:
+        resolved["execution"] = run_config["execution"]
+    return resolved
 
 
 @asset(
@@ -82,7 +90,7 @@ def model_promotion(
     **components: Any,
 ) -> Output[dict]:
     serving = evaluation["serving"]
-    checks = failed_checks(context.instance, blocking_check_keys(context))
+    checks = failed_checks(context.instance, context.run_id)
     candidate = Candidate(
         recall_at_10=float(serving["recall@10"]),
         min_codebook_utilization=float(serving["min_codebook_utilization"]),
@@ -94,7 +102,7 @@ def model_promotion(
         "dagster_run_id": context.run_id,
         "job": context.job_name,
         "run_config": context.run.run_config,
-        "resolved_run_config": _resolved_run_config(context),
+        "resolved_run_config": resolved_run_config(context.job_def, context.run.run_config),
         "data": {"fingerprint": fingerprint, DATA_DIR_ENV: str(data_dir) if data_dir else None},
         "evaluation": serving,
     }

@@ -9,21 +9,28 @@ from pathlib import Path
 import polars as pl
 import pytest
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckKey,
     AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
     AssetKey,
     Config,
     asset,
     asset_check,
     instance_for_test,
     materialize,
+    validate_run_config,
 )
 
-from sid_platform.assets.promotion import failed_checks, model_promotion
+from sid_platform.assets.promotion import failed_checks, model_promotion, resolved_run_config
 from sid_platform.automation.jobs import rollback_job
 from sid_platform.cli import main
+from sid_platform.definitions import defs
+from sid_platform.profiles import run_config
 from sid_platform.registry import CHALLENGER, champion, pinned_config
 from sid_platform.resources import MlflowResource
+from sid_platform.semantic_ids import TokenizerSpec
 
 
 class EvaluationStub(Config):
@@ -115,12 +122,8 @@ def test_promotion_refusal_failed_run_and_rollback(tmp_path: Path, capsys: pytes
         assert AssetKey("model_promotion") not in {e.asset_key for e in failed.get_asset_materialization_events()}
         assert len(client.search_model_versions(f"name='{name}'")) == 2
         assert int(champion(client, name).version) == 1
-        check = AssetCheckKey(AssetKey("codebooks"), "codebooks_ok")
-        never = AssetCheckKey(AssetKey("usid_table"), "never_defined")
-        assert failed_checks(instance, [check, never]) == [
-            "codebooks:codebooks_ok (failed)",
-            "usid_table:never_defined (never ran)",
-        ]
+        assert failed_checks(instance, failed.run_id) == ["codebooks:codebooks_ok (failed)"]
+        assert failed_checks(instance, "no-such-run") == ["no blocking asset check ran in run no-such-run"]
 
         better = _run(instance, mlflow, recall=0.12)
         assert better.output_for_node("model_promotion")["promoted"]
@@ -139,3 +142,52 @@ def test_promotion_refusal_failed_run_and_rollback(tmp_path: Path, capsys: pytes
     assert int(champion(client, name).version) == 3
     with pytest.raises(SystemExit, match="was never champion"):
         main(["rollback", "--to", "2", "--tracking-uri", uri])
+
+
+@asset(name="evaluation", deps=["codebooks"])
+def evaluation_beside_a_failing_run(context: AssetExecutionContext) -> dict:
+    """Runs after this run's blocking check, and before its gate, while another run's check fails."""
+    failing_elsewhere = AssetCheckEvaluation(asset_key=AssetKey("codebooks"), check_name="codebooks_ok", passed=False)
+    context.instance.report_runless_asset_event(failing_elsewhere)
+    return evaluation_stub(EvaluationStub())
+
+
+@asset_check(asset="codebooks", blocking=True)
+def codebooks_warns(config: CheckStub) -> AssetCheckResult:
+    return AssetCheckResult(passed=config.passed, severity=AssetCheckSeverity.WARN)
+
+
+def test_the_gate_judges_its_own_runs_checks(tmp_path: Path):
+    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    others = [stub for stub in STUBS if stub is not evaluation_stub]
+    with instance_for_test() as instance:
+        # Another run's failing check lands between this run's passing check and its gate: still promoted.
+        mixed = materialize(
+            [*others, evaluation_beside_a_failing_run, codebooks_ok, model_promotion],
+            instance=instance,
+            resources={"mlflow": mlflow},
+        )
+        assert mixed.success and mixed.output_for_node("model_promotion")["promoted"]
+        latest = instance.get_latest_asset_check_evaluation_record(AssetCheckKey(AssetKey("codebooks"), "codebooks_ok"))
+        assert latest is not None and latest.run_id != mixed.run_id  # the latest evaluation anywhere failed
+
+        # A blocking check failing with severity WARN does not stop the run; the gate refuses on it.
+        warned = materialize(
+            [*STUBS, codebooks_warns, model_promotion],
+            instance=instance,
+            resources={"mlflow": mlflow},
+            run_config={"ops": {"codebooks_codebooks_warns": {"config": {"passed": False}}}},
+        )
+        decision = warned.output_for_node("model_promotion")
+        assert warned.success and not decision["promoted"]
+        assert "blocking asset checks did not pass: codebooks:codebooks_warns (failed)" in decision["summary"]
+
+
+def test_the_pinned_resolved_config_is_a_rerunnable_run_config_with_defaults_filled_in():
+    job = defs.resolve_job_def("main_job")
+    given = {**run_config("test"), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    resolved = resolved_run_config(job, given)
+    validate_run_config(job, resolved)  # rerunnable as it is
+    assert resolved["ops"]["codebooks"]["config"]["levels"] == 3  # as given
+    assert resolved["ops"]["codebooks"]["config"]["kmeans_niter"] == TokenizerSpec().kmeans_niter  # a default
+    assert resolved["resources"]["dataset"]["config"]["source"] == "synthetic"
