@@ -77,7 +77,7 @@ def download(url: str, sha256: str, dest: Path, timeout_s: float = 120.0) -> Pat
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as response:
                 shutil.copyfileobj(response, tmp)
-        except Exception:
+        except OSError:  # URLError, HTTPError, timeouts and disk errors alike
             tmp_path.unlink(missing_ok=True)
             raise
     actual = sha256_of(tmp_path)

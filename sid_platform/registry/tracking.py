@@ -22,6 +22,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 
 from sid_platform.settings import data_home, tracking_uri
 
@@ -87,7 +88,7 @@ class Tracking:
             location = (Path(self.uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
         try:
             return self.client.create_experiment(self.experiment, artifact_location=location)
-        except Exception:  # another process created it between the lookup and here
+        except MlflowException:  # another process created it between the lookup and here
             found = self.client.get_experiment_by_name(self.experiment)
             if found is None:
                 raise
