@@ -14,13 +14,13 @@ from sid_platform.reranking.dpo import Reranker, rerank
 from sid_platform.reranking.dpo import from_checkpoint as from_dpo_checkpoint
 from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.candidates import ChannelReport
-from sid_platform.retrieval.pipeline import ranking_depth, retrieve
+from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.router import SemanticRouter
-from sid_platform.retrieval.training import exclude_seen
 from sid_platform.retrieval.training import from_checkpoint as from_router_checkpoint
 from sid_platform.retrieval.trie import SidTrie
 from sid_platform.semantic_ids import utilization_per_level
 from sid_platform.semantic_ids.usid import code_columns, table_levels
+from sid_platform.sequences import exclude_seen, ranking_depth
 from sid_platform.settings import data_home
 
 # Which ranking the platform serves: the router's hybrid candidates, reordered by the bounded DPO reranker.

@@ -18,6 +18,7 @@ from torch import nn
 
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import rank_with_scorer, recall_at_k
+from sid_platform.sequences import length_bucketed_batches, pad_left
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class SASRec(nn.Module):
 
     @torch.no_grad()
     def user_vectors(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        seq = torch.from_numpy(pad_left([h + 1 for h in histories], self.cfg.max_len))
+        seq = torch.from_numpy(pad_left([h + 1 for h in histories], self.cfg.max_len, pad=0))
         return self.forward(seq)[:, -1]
 
     @torch.no_grad()
@@ -89,16 +90,6 @@ class SASRec(nn.Module):
         scores = (self.user_vectors(histories) @ self.item_vectors().T).numpy()
         self.train(was_training)
         return scores
-
-
-def pad_left(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """Keep the last ``length`` tokens of each sequence, left-padded with 0."""
-    out = np.zeros((len(sequences), length), dtype=np.int64)
-    for row, seq in enumerate(sequences):
-        tail = seq[-length:]
-        if len(tail):
-            out[row, -len(tail) :] = tail
-    return out
 
 
 @dataclass
@@ -124,7 +115,7 @@ def train_sasrec(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # Each sequence of n items gives inputs seq[:-1] and targets seq[1:], both shifted to tokens (+1).
     usable = [s + 1 for s in train_sequences if len(s) >= 2]
-    tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1))
+    tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1, pad=0))
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     lengths = (targets > 0).sum(1).numpy()
     log, best_state, stale = TrainingLog(), None, 0
@@ -167,23 +158,6 @@ def train_sasrec(
     model.eval()
     log.seconds = time.perf_counter() - start
     return model, log
-
-
-def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches of sequences of similar length, so little compute goes to padding.
-
-    Amazon sequences are short (median 6) and padding to ``max_len`` would multiply the cost of every
-    layer, dropout included, several times over. Shuffle, sort within windows of 50 batches, cut into
-    batches, shuffle the batches: random enough for SGD, dense enough for the CPU.
-    """
-    order = rng.permutation(len(lengths))
-    window = batch_size * 50
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = order[start : start + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _next_item_loss(

@@ -24,8 +24,8 @@ from sid_platform.reranking.dpo import (
     rerank,
     train_reranker,
 )
-from sid_platform.retrieval.pipeline import Retrieval, ranking_depth
-from sid_platform.retrieval.training import exclude_seen
+from sid_platform.retrieval.pipeline import Retrieval
+from sid_platform.sequences import exclude_seen, ranking_depth
 
 KS = (5, 10)
 

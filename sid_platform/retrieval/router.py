@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sid_platform.sequences import pad_left
+
 
 @dataclass(frozen=True)
 class RouterConfig:
@@ -182,7 +184,7 @@ class SemanticRouter(nn.Module):
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             width = max(int(lengths[rows].max()), 1)
-            seq = torch.from_numpy(pad_left([histories[r] for r in rows], width))
+            seq = torch.from_numpy(pad_left([histories[r] for r in rows], width, pad=-1))
             out[torch.from_numpy(rows)] = self.encode(seq, tokens)[:, -1]
         self.train(was_training)
         return out
@@ -195,13 +197,3 @@ class SemanticRouter(nn.Module):
         scores = (self.user_queries(self.user_states(histories)) @ self.item_keys().T).numpy()
         self.train(was_training)
         return scores
-
-
-def pad_left(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """The last ``length`` item indices of each sequence, left-padded with -1."""
-    out = np.full((len(sequences), length), -1, dtype=np.int64)
-    for row, seq in enumerate(sequences):
-        tail = np.asarray(seq)[-length:]
-        if len(tail):
-            out[row, -len(tail) :] = tail
-    return out

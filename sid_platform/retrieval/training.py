@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sid_platform.baselines.sasrec import length_bucketed_batches
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import recall_at_k, top_k_from_scores
 from sid_platform.retrieval.beam_search import constrained_beam_search
-from sid_platform.retrieval.router import RouterConfig, SemanticRouter, pad_left
+from sid_platform.retrieval.router import RouterConfig, SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
+from sid_platform.sequences import exclude_seen, length_bucketed_batches, pad_left
 
 SELECTION = "mean of the generative and cosine validation Recall@10"
 
@@ -36,15 +36,6 @@ class RouterLog:
     seconds: float = 0.0
     resumed_from_epoch: int | None = None
     stopped_by: str = "epochs"
-
-
-def exclude_seen(ranked: np.ndarray, histories: Sequence[np.ndarray], k: int) -> np.ndarray:
-    """Drop history items from ranked lists and keep the first ``k`` (-1 padding)."""
-    out = np.full((len(ranked), k), -1, dtype=np.int64)
-    for row, (items, seen) in enumerate(zip(ranked, histories, strict=True)):
-        kept = items[(items >= 0) & ~np.isin(items, seen)][:k]
-        out[row, : len(kept)] = kept
-    return out
 
 
 def validation_recall(
@@ -112,7 +103,7 @@ def train_router(
     model = SemanticRouter(cfg, sids_t, trie.vocab_sizes, content_t)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     usable = [s for s in train_sequences if len(s) >= 2]
-    tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1))
+    tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1, pad=-1))
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     lengths = (targets >= 0).sum(1).numpy()
     log, best_state, stale, first_epoch, spent = RouterLog(), None, 0, 0, 0.0

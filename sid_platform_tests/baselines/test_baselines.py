@@ -3,28 +3,11 @@
 import numpy as np
 
 from sid_platform.baselines.popularity import PopularityModel
-from sid_platform.baselines.sasrec import (
-    SASRecConfig,
-    checkpoint_blob,
-    from_checkpoint,
-    length_bucketed_batches,
-    pad_left,
-    train_sasrec,
-)
+from sid_platform.baselines.sasrec import SASRecConfig, checkpoint_blob, from_checkpoint, train_sasrec
 from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
 from sid_platform.evaluation.harness import Protocol, evaluate_scorers
 
 FAST = SASRecConfig(hidden_dim=32, max_len=10, dropout=0.1, lr=5e-3, epochs=40, patience=8, batch_size=64)
-
-
-def test_pad_left_keeps_the_most_recent_items():
-    assert pad_left([np.array([1, 2, 3, 4]), np.array([5])], 3).tolist() == [[2, 3, 4], [0, 0, 5]]
-
-
-def test_length_buckets_cover_every_sequence_once():
-    lengths = np.random.default_rng(0).integers(1, 30, size=1000)
-    batches = length_bucketed_batches(lengths, 64, np.random.default_rng(1))
-    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
 
 
 def test_popularity_counts_training_items():
