@@ -63,7 +63,7 @@ def main() -> None:
     name = "router_" + (
         re.sub(r"[^a-z0-9]+", "_", json.dumps(overrides, sort_keys=True).lower()).strip("_") or "defaults"
     )
-    best = next(e for e in log.epochs if e["epoch"] == log.best_epoch)
+    best = log.best
     payload = {
         "overrides": overrides,
         "config": cfg.__dict__,

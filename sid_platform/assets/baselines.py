@@ -53,7 +53,7 @@ def sasrec_model(
     figures = {
         "best_epoch": log.best_epoch,
         "epochs_run": len(epochs),
-        "best_valid_recall@10": log.best_valid_recall10,
+        "best_valid_recall@10": log.best_score,
         "train_seconds": round(log.seconds, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
     }

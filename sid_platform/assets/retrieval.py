@@ -16,6 +16,7 @@ from sid_platform.retrieval.router import RouterConfig
 from sid_platform.retrieval.training import SELECTION, checkpoint_blob, from_checkpoint, train_router
 from sid_platform.retrieval.trie import SidTrie, aligned_sids
 from sid_platform.settings import data_home
+from sid_platform.storage import LocalBlobStore, StoredFile
 
 GROUP = "retrieval"
 
@@ -59,7 +60,7 @@ def router_checkpoint(
         content=content,
         exclude_history=evaluation_protocol.exclude_history,
         # Same data, config and codebooks → same file: a crashed run resumes at its last finished epoch.
-        resume_path=data_home() / "checkpoints" / f"router_{codebooks['version']}.resume.pt",
+        resume=StoredFile(LocalBlobStore(data_home()), f"checkpoints/router_{codebooks['version']}.resume.pt"),
         on_epoch=lambda e: context.log.info(
             f"router epoch {e['epoch']}: loss {e['loss']:.3f} (generative {e['generative_loss']:.3f}, "
             f"ann {e['ann_loss']:.3f}), valid R@10 generative {e['valid_recall@10_generative']:.4f} "
@@ -73,7 +74,7 @@ def router_checkpoint(
     target_prefix = trie.node_of_item[cfg.prefix_depth][sequences.valid.targets]
     val_at_p = float(np.mean((beams.prefixes == target_prefix[:, None]).any(1))) if len(target_prefix) else 0.0
     epochs = log.epochs
-    best = next((e for e in epochs if e["epoch"] == log.best_epoch), {})
+    best = log.best
     plot = twin_line_plot(
         [e["epoch"] for e in epochs],
         [e["loss"] for e in epochs],

@@ -7,10 +7,8 @@ cross-entropy SASRec beats the original one-negative BCE by a wide margin. Early
 
 from __future__ import annotations
 
-import copy
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -19,6 +17,7 @@ from torch import nn
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import rank_with_scorer, recall_at_k
 from sid_platform.sequences import length_bucketed_batches, pad_left
+from sid_platform.training import TrainingLog, train_with_early_stopping
 
 
 @dataclass(frozen=True)
@@ -92,14 +91,6 @@ class SASRec(nn.Module):
         return scores
 
 
-@dataclass
-class TrainingLog:
-    epochs: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
-    best_valid_recall10: float = 0.0
-    seconds: float = 0.0
-
-
 def train_sasrec(
     train_sequences: Sequence[np.ndarray],
     valid: EvalCases,
@@ -118,10 +109,8 @@ def train_sasrec(
     tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1, pad=0))
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     lengths = (targets > 0).sum(1).numpy()
-    log, best_state, stale = TrainingLog(), None, 0
-    start = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        model.train()
+
+    def run_epoch(epoch: int) -> dict[str, float]:
         total, batches = 0.0, 0
         for idx in length_bucketed_batches(lengths, cfg.batch_size, rng):
             width = int(lengths[idx].max())  # left-padded: the last `width` columns hold every token
@@ -135,28 +124,23 @@ def train_sasrec(
             opt.step()
             total += loss.item()
             batches += 1
+        return {"loss": total / max(batches, 1)}
+
+    def validate() -> dict[str, float]:
         ranked = rank_with_scorer(model.score, valid.histories, 10, exclude_history)
-        r10 = recall_at_k(ranked, valid.targets, 10)
-        entry = {
-            "epoch": epoch,
-            "loss": total / max(batches, 1),
-            "valid_recall@10": r10,
-            "seconds": time.perf_counter() - start,
-        }
-        log.epochs.append(entry)
-        if on_epoch:
-            on_epoch(entry)
-        if r10 > log.best_valid_recall10:
-            log.best_epoch, log.best_valid_recall10, stale = epoch, r10, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    log.seconds = time.perf_counter() - start
+        return {"valid_recall@10": recall_at_k(ranked, valid.targets, 10)}
+
+    log = train_with_early_stopping(
+        model,
+        opt,
+        run_epoch,
+        validate,
+        "valid_recall@10",
+        max_epochs=cfg.epochs,
+        patience=cfg.patience,
+        rng=rng,
+        on_epoch=on_epoch,
+    )
     return model, log
 
 

@@ -13,13 +13,14 @@ candidates by base score), or uniform random items for the comparison.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+from sid_platform.training import TrainingLog, train_with_early_stopping
 
 NEGATIVE_KINDS = ("hard", "random")
 
@@ -118,12 +119,6 @@ def preference_pairs(
     return PreferencePairs(as_array(users), as_array(chosen), as_array(rejected))
 
 
-@dataclass
-class RerankerLog:
-    epochs: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
-
-
 def _margins(model: Reranker, queries: torch.Tensor, keys: torch.Tensor, pairs: PreferencePairs) -> tuple:
     q = queries[torch.from_numpy(pairs.user)]
     kc, kr = keys[torch.from_numpy(pairs.chosen)], keys[torch.from_numpy(pairs.rejected)]
@@ -150,15 +145,14 @@ def train_reranker(
     valid_pairs: PreferencePairs,
     cfg: RerankerConfig,
     on_epoch: Callable[[dict], None] | None = None,
-) -> tuple[Reranker, RerankerLog]:
-    """DPO over the pairs; keeps the epoch with the best validation preference accuracy."""
+) -> tuple[Reranker, TrainingLog]:
+    """DPO over the pairs for every epoch (no patience); keeps the epoch with the best validation preference accuracy."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = Reranker(keys.shape[1], cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    log, best, best_acc = RerankerLog(), None, -1.0
-    for epoch in range(cfg.epochs):
-        model.train()
+
+    def run_epoch(epoch: int) -> dict[str, float]:
         order = rng.permutation(len(train_pairs))
         total, batches = 0.0, 0
         for start in range(0, len(order), cfg.batch_size):
@@ -170,20 +164,17 @@ def train_reranker(
             opt.step()
             total += loss.item()
             batches += 1
-        entry = {
-            "epoch": epoch,
-            "loss": total / max(batches, 1),
+        return {"loss": total / max(batches, 1)}
+
+    def validate() -> dict[str, float]:
+        return {
             "train_accuracy": preference_accuracy(model, queries, keys, train_pairs),
             "valid_accuracy": preference_accuracy(model, queries, keys, valid_pairs),
         }
-        log.epochs.append(entry)
-        if on_epoch:
-            on_epoch(entry)
-        if entry["valid_accuracy"] > best_acc:
-            best_acc, log.best_epoch, best = entry["valid_accuracy"], epoch, copy.deepcopy(model.state_dict())
-    if best is not None:
-        model.load_state_dict(best)
-    model.eval()
+
+    log = train_with_early_stopping(
+        model, opt, run_epoch, validate, "valid_accuracy", max_epochs=cfg.epochs, rng=rng, on_epoch=on_epoch
+    )
     return model, log
 
 
@@ -216,7 +207,7 @@ def rerank(
     return ranked, orders
 
 
-def checkpoint_blob(model: Reranker, dim: int, log: RerankerLog) -> dict:
+def checkpoint_blob(model: Reranker, dim: int, log: TrainingLog) -> dict:
     return {"kind": "dpo_reranker", "config": asdict(model.cfg), "dim": dim, "state_dict": model.state_dict(),
             "log": asdict(log)}  # fmt: skip
 

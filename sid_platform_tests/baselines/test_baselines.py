@@ -20,7 +20,7 @@ def test_sasrec_learns_the_generator_sequences_and_checkpoint_round_trips(synthe
     vocab = ItemVocab.from_catalog(synthetic.items)
     seqs = UserSequences.from_splits(leave_one_out(synthetic.interactions), vocab)
     model, log = train_sasrec(seqs.train, seqs.valid, len(vocab), FAST)
-    assert log.best_valid_recall10 == max(e["valid_recall@10"] for e in log.epochs)
+    assert log.best_score == max(log.curve("valid_recall@10")) and log.selection == "valid_recall@10"
     popularity = PopularityModel.fit(seqs.train, len(vocab))
     restored, items = from_checkpoint(checkpoint_blob(model, vocab.item_ids))
     assert items == vocab.item_ids

@@ -56,6 +56,9 @@ def test_the_loss_decreases_and_accuracy_rises_on_a_learnable_toy_case():
     model, log = train_reranker(queries, keys, train, valid, cfg)
     assert log.epochs[-1]["loss"] < log.epochs[0]["loss"]
     assert preference_accuracy(model, queries, keys, valid) > 0.8
+    # No patience: every epoch runs, and the model is the one with the best validation accuracy.
+    assert len(log.epochs) == cfg.epochs and log.best_score == max(log.curve("valid_accuracy"))
+    assert preference_accuracy(model, queries, keys, valid) == log.best["valid_accuracy"]
 
 
 def test_hard_negatives_come_only_from_the_pool_and_never_are_the_target():

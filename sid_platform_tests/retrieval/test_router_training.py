@@ -4,13 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
 from sid_platform.evaluation.metrics import recall_at_k
 from sid_platform.retrieval import RouterConfig, SidTrie, constrained_beam_search
 from sid_platform.retrieval.training import checkpoint_blob, from_checkpoint, train_router
 from sid_platform.semantic_ids.usid import build_usid_table
+from sid_platform.storage import LocalBlobStore, StoredFile
 
 CFG = RouterConfig(
     hidden_dim=32, num_layers=1, num_heads=2, max_len=10, dropout=0.1, lr=5e-3, batch_size=64, epochs=5,
@@ -54,7 +54,7 @@ def test_checkpoint_round_trip_gives_the_same_scores(setup):
 
 def test_a_crashed_run_resumes_from_its_last_epoch(setup, tmp_path: Path):
     sequences, trie, sids = setup
-    resume = tmp_path / "router.resume.pt"
+    resume = StoredFile(LocalBlobStore(tmp_path), "checkpoints/router.resume.pt")
     cfg = RouterConfig(**{**CFG.__dict__, "epochs": 2})
 
     def crash(entry: dict) -> None:
@@ -62,14 +62,15 @@ def test_a_crashed_run_resumes_from_its_last_epoch(setup, tmp_path: Path):
             raise KeyboardInterrupt  # the process dies after epoch 0 was saved
 
     with pytest.raises(KeyboardInterrupt):
-        train_router(sequences.train, sequences.valid, trie, sids, cfg, resume_path=resume, on_epoch=crash)
-    assert resume.is_file()
-    model, log = train_router(sequences.train, sequences.valid, trie, sids, cfg, resume_path=resume)
+        train_router(sequences.train, sequences.valid, trie, sids, cfg, resume=resume, on_epoch=crash)
+    assert resume.read() is not None
+    model, log = train_router(sequences.train, sequences.valid, trie, sids, cfg, resume=resume)
     assert log.resumed_from_epoch == 1
     assert [e["epoch"] for e in log.epochs] == [0, 1]
-    assert not resume.is_file()  # a finished run leaves no resume file behind
+    assert resume.read() is None  # a finished run leaves no resume file behind
     # A file left by another run (other config, data or codebooks) is not picked up.
-    torch.save({"fingerprint": "other"}, resume)
+    with pytest.raises(KeyboardInterrupt):
+        train_router(sequences.train, sequences.valid, trie, sids, cfg, resume=resume, on_epoch=crash)
     one_epoch = RouterConfig(**{**CFG.__dict__, "epochs": 1})
-    _, fresh = train_router(sequences.train, sequences.valid, trie, sids, one_epoch, resume_path=resume)
+    _, fresh = train_router(sequences.train, sequences.valid, trie, sids, one_epoch, resume=resume)
     assert fresh.resumed_from_epoch is None
