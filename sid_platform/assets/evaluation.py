@@ -18,7 +18,7 @@ from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.router import SemanticRouter
 from sid_platform.retrieval.training import from_checkpoint as from_router_checkpoint
 from sid_platform.retrieval.trie import SidTrie
-from sid_platform.semantic_ids import utilization_per_level
+from sid_platform.semantic_ids import CodebooksCheckpoint, utilization_per_level
 from sid_platform.semantic_ids.usid import code_columns, table_levels
 from sid_platform.sequences import exclude_seen, ranking_depth
 from sid_platform.settings import data_home
@@ -74,7 +74,7 @@ def evaluation(
     item_catalog: pl.DataFrame,
     popularity_model: PopularityModel,
     sasrec_model: dict,
-    codebooks: dict,
+    codebooks: CodebooksCheckpoint,
     usid_table: pl.DataFrame,
     router_checkpoint: dict,
     faiss_index: AnnIndex,
@@ -88,14 +88,11 @@ def evaluation(
             "sasrec_model was trained on a different item catalog; rematerialize it with the current item_catalog"
         )
     scorers = {"popularity": popularity_model.score, "sasrec": sasrec.score}
-    if (
-        router_checkpoint["item_ids"] != vocab.item_ids
-        or router_checkpoint["tokenizer_version"] != codebooks["version"]
-    ):
+    if router_checkpoint["item_ids"] != vocab.item_ids or router_checkpoint["tokenizer_version"] != codebooks.version:
         raise ValueError("router_checkpoint was trained on another catalog or codebook version; rematerialize it")
     router = from_router_checkpoint(router_checkpoint)
     reranker = from_dpo_checkpoint(dpo_checkpoint)
-    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
+    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks.codebook_size)
     document: dict = {"run_id": context.run_id}
     tables = {}
     for split in ("test", "valid"):
@@ -110,8 +107,8 @@ def evaluation(
         tables[split] = metrics_table(result.metrics)
     # The USID table already holds every item's codes; no need to run the tokenizer again.
     codes = usid_table.select(code_columns(table_levels(usid_table))).to_numpy()
-    utilization = utilization_per_level(codes, codebooks["config"]["codebook_size"])
-    document["semantic_ids"] = {"tokenizer_version": codebooks["version"], "utilization_per_level": utilization}
+    utilization = utilization_per_level(codes, codebooks.codebook_size)
+    document["semantic_ids"] = {"tokenizer_version": codebooks.version, "utilization_per_level": utilization}
     # The model the platform would serve from this run; the promotion gate and the sensors read these figures.
     serving = SERVING_MODEL
     document["serving"] = {

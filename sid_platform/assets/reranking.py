@@ -14,7 +14,7 @@ from sid_platform.retrieval.candidates import ChannelReport
 from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.training import from_checkpoint
 from sid_platform.retrieval.trie import SidTrie
-from sid_platform.semantic_ids import utilization_per_level
+from sid_platform.semantic_ids import CodebooksCheckpoint, utilization_per_level
 from sid_platform.semantic_ids.usid import code_columns, table_levels
 
 GROUP = "reranking"
@@ -55,7 +55,7 @@ def dpo_checkpoint(
     mlflow: MlflowResource,
     data_splits: pl.DataFrame,
     item_catalog: pl.DataFrame,
-    codebooks: dict,
+    codebooks: CodebooksCheckpoint,
     usid_table: pl.DataFrame,
     router_checkpoint: dict,
     faiss_index: AnnIndex,
@@ -63,7 +63,7 @@ def dpo_checkpoint(
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
     router = from_checkpoint(router_checkpoint)
-    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
+    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks.codebook_size)
     k = max(evaluation_protocol.ks)
     exclude = evaluation_protocol.exclude_history
     found_valid = retrieve(router, trie, faiss_index, sequences.valid.histories, k, faiss_index.top_n, exclude)
@@ -74,7 +74,7 @@ def dpo_checkpoint(
     rows = with_deltas(study.table)
     # Carried from upstream so the report reads as one page: codebook utilization and channel coverage.
     codes = usid_table.select(code_columns(table_levels(usid_table))).to_numpy()
-    utilization = utilization_per_level(codes, codebooks["config"]["codebook_size"])
+    utilization = utilization_per_level(codes, codebooks.codebook_size)
     channels = ChannelReport.measure(found_test.prefix, found_test.ann, found_test.candidates, sequences.test.targets)
     upstream = markdown_table(
         ["codebook utilization per level", "prefix coverage", "ANN coverage", "union coverage", "candidates"],

@@ -15,6 +15,7 @@ from sid_platform.retrieval.beam_search import constrained_beam_search
 from sid_platform.retrieval.router import RouterConfig
 from sid_platform.retrieval.training import SELECTION, checkpoint_blob, from_checkpoint, train_router
 from sid_platform.retrieval.trie import SidTrie, aligned_sids
+from sid_platform.semantic_ids import CodebooksCheckpoint
 from sid_platform.settings import data_home
 from sid_platform.storage import LocalBlobStore, StoredFile
 
@@ -42,13 +43,13 @@ def router_checkpoint(
     data_splits: pl.DataFrame,
     item_catalog: pl.DataFrame,
     item_embeddings: ItemEmbeddings,
-    codebooks: dict,
+    codebooks: CodebooksCheckpoint,
     usid_table: pl.DataFrame,
 ) -> Output[dict]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
     sids = aligned_sids(usid_table, vocab.item_ids)
-    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
+    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks.codebook_size)
     content = item_embeddings.aligned(vocab.item_ids)
     cfg = RouterConfig(**config.model_dump())
     model, log = train_router(
@@ -60,7 +61,7 @@ def router_checkpoint(
         content=content,
         exclude_history=evaluation_protocol.exclude_history,
         # Same data, config and codebooks → same file: a crashed run resumes at its last finished epoch.
-        resume=StoredFile(LocalBlobStore(data_home()), f"checkpoints/router_{codebooks['version']}.resume.pt"),
+        resume=StoredFile(LocalBlobStore(data_home()), f"checkpoints/router_{codebooks.version}.resume.pt"),
         on_epoch=lambda e: context.log.info(
             f"router epoch {e['epoch']}: loss {e['loss']:.3f} (generative {e['generative_loss']:.3f}, "
             f"ann {e['ann_loss']:.3f}), valid R@10 generative {e['valid_recall@10_generative']:.4f} "
@@ -104,7 +105,7 @@ def router_checkpoint(
     }
     mlflow_run = mlflow.log_training_run(
         context,
-        params={**config.model_dump(), "tokenizer_version": codebooks["version"]},
+        params={**config.model_dump(), "tokenizer_version": codebooks.version},
         metrics=figures,
         curves={
             key: [e[key] for e in epochs]
@@ -113,10 +114,10 @@ def router_checkpoint(
         plots={"training_plot": plot},
     )
     return Output(
-        checkpoint_blob(model, vocab.item_ids, codebooks["version"], log),
+        checkpoint_blob(model, vocab.item_ids, codebooks.version, log),
         metadata={
             **figures,
-            "tokenizer_version": codebooks["version"],
+            "tokenizer_version": codebooks.version,
             "stopped_by": log.stopped_by,
             "selection": SELECTION,
             "resumed_from_epoch": log.resumed_from_epoch if log.resumed_from_epoch is not None else -1,

@@ -114,7 +114,7 @@ def _router_retrieval(components: Mapping[str, Any], histories: list[list[str]],
     blob = components["router_checkpoint"]
     item_ids = blob["item_ids"]
     model = from_checkpoint(blob)
-    trie = SidTrie.for_catalog(components["usid_table"], item_ids, components["codebooks"]["config"]["codebook_size"])
+    trie = SidTrie.for_catalog(components["usid_table"], item_ids, components["codebooks"].codebook_size)
     encoded = encode_histories(item_ids, histories)
     found = retrieve(model, trie, components["faiss_index"], encoded, k, components["faiss_index"].top_n)
     return found, item_ids
