@@ -12,8 +12,8 @@ from sid_platform.evaluation.plots import twin_line_plot
 from sid_platform.evaluation.report import markdown_table
 from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
 from sid_platform.retrieval.beam_search import constrained_beam_search
-from sid_platform.retrieval.router import RouterConfig
-from sid_platform.retrieval.training import SELECTION, checkpoint_blob, from_checkpoint, train_router
+from sid_platform.retrieval.router import RouterCheckpoint, RouterConfig
+from sid_platform.retrieval.training import SELECTION, train_router
 from sid_platform.retrieval.trie import SidTrie, aligned_sids
 from sid_platform.semantic_ids import CodebooksCheckpoint
 from sid_platform.settings import data_home
@@ -45,7 +45,7 @@ def router_checkpoint(
     item_embeddings: ItemEmbeddings,
     codebooks: CodebooksCheckpoint,
     usid_table: pl.DataFrame,
-) -> Output[dict]:
+) -> Output[RouterCheckpoint]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
     sids = aligned_sids(usid_table, vocab.item_ids)
@@ -114,7 +114,7 @@ def router_checkpoint(
         plots={"training_plot": plot},
     )
     return Output(
-        checkpoint_blob(model, vocab.item_ids, codebooks.version, log),
+        RouterCheckpoint.of(model, vocab.item_ids, codebooks.version, log),
         metadata={
             **figures,
             "tokenizer_version": codebooks.version,
@@ -131,8 +131,8 @@ def router_checkpoint(
 
 
 @asset(group_name=GROUP, description="FAISS index over the router's item vectors (cosine); the ANN channel.")
-def faiss_index(config: FaissIndexConfig, router_checkpoint: dict) -> Output[AnnIndex]:
-    model = from_checkpoint(router_checkpoint)
+def faiss_index(config: FaissIndexConfig, router_checkpoint: RouterCheckpoint) -> Output[AnnIndex]:
+    model = router_checkpoint.model()
     with torch.no_grad():
         keys = model.item_keys().numpy()
     index = AnnIndex.build(keys, AnnIndexConfig(**config.model_dump()))
@@ -143,6 +143,6 @@ def faiss_index(config: FaissIndexConfig, router_checkpoint: dict) -> Output[Ann
             "items": index.size,
             "dim": int(keys.shape[1]),
             "top_n": config.top_n,
-            "tokenizer_version": router_checkpoint["tokenizer_version"],
+            "tokenizer_version": router_checkpoint.tokenizer_version,
         },
     )

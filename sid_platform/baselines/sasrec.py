@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from sid_platform.checkpoint import load_checkpoint, save_checkpoint
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import rank_with_scorer, recall_at_k
 from sid_platform.sequences import length_bucketed_batches, pad_left
@@ -169,13 +172,38 @@ def _next_item_loss(
     return nn.functional.cross_entropy(logits, torch.zeros(len(tgt), dtype=torch.long))
 
 
-def checkpoint_blob(model: SASRec, item_ids: list[str]) -> dict:
-    """A self-describing checkpoint: config, the item vocabulary the indices refer to, and weights."""
-    return {"kind": "sasrec", "config": asdict(model.cfg), "item_ids": list(item_ids), "state_dict": model.state_dict()}
+@dataclass
+class SASRecCheckpoint:
+    """What ``sasrec_model`` stores: the config, the item vocabulary its indices refer to, the weights, the log."""
 
+    KIND: ClassVar[str] = "sasrec"
 
-def from_checkpoint(blob: dict) -> tuple[SASRec, list[str]]:
-    model = SASRec(len(blob["item_ids"]), SASRecConfig(**blob["config"]))
-    model.load_state_dict(blob["state_dict"])
-    model.eval()
-    return model, blob["item_ids"]
+    config: SASRecConfig
+    item_ids: list[str]  # row i of the item embeddings (token i + 1) is item_ids[i]
+    weights: dict[str, torch.Tensor]
+    log: TrainingLog | None = None
+
+    @classmethod
+    def of(cls, model: SASRec, item_ids: Sequence[str], log: TrainingLog | None = None) -> SASRecCheckpoint:
+        weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        return cls(model.cfg, list(item_ids), weights, log)
+
+    def model(self) -> SASRec:
+        """The trained model, in eval mode."""
+        model = SASRec(len(self.item_ids), self.config)
+        model.load_state_dict(self.weights)
+        return model.eval()
+
+    def save(self, path: str | Path) -> Path:
+        meta = {
+            "config": asdict(self.config),
+            "item_ids": self.item_ids,
+            "log": self.log.as_dict() if self.log is not None else None,
+        }
+        return save_checkpoint(path, self.KIND, self.weights, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SASRecCheckpoint:
+        weights, meta = load_checkpoint(path, cls.KIND)
+        log = TrainingLog.from_dict(meta["log"]) if meta["log"] is not None else None
+        return cls(SASRecConfig(**meta["config"]), meta["item_ids"], weights, log)

@@ -14,12 +14,15 @@ candidates by base score), or uniform random items for the comparison.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from sid_platform.checkpoint import load_checkpoint, save_checkpoint
 from sid_platform.training import TrainingLog, train_with_early_stopping
 
 NEGATIVE_KINDS = ("hard", "random")
@@ -207,12 +210,60 @@ def rerank(
     return ranked, orders
 
 
-def checkpoint_blob(model: Reranker, dim: int, log: TrainingLog) -> dict:
-    return {"kind": "dpo_reranker", "config": asdict(model.cfg), "dim": dim, "state_dict": model.state_dict(),
-            "log": asdict(log)}  # fmt: skip
+@dataclass
+class RerankerCheckpoint:
+    """What ``dpo_checkpoint`` stores: config, weights and log of the reranker, the router codebook version whose
+    queries and item vectors it reads, and the study run beside it (diagnostics, not needed to serve)."""
 
+    KIND: ClassVar[str] = "dpo_reranker"
 
-def from_checkpoint(blob: dict) -> Reranker:
-    model = Reranker(blob["dim"], RerankerConfig(**blob["config"]))
-    model.load_state_dict(blob["state_dict"])
-    return model.eval()
+    config: RerankerConfig
+    dim: int  # width of the router's query and item vectors
+    weights: dict[str, torch.Tensor]
+    log: TrainingLog | None = None
+    tokenizer_version: str = ""  # the router's codebooks
+    study: list[dict] = field(default_factory=list)  # one row per (variant, users)
+    curves: dict[str, list[dict]] = field(default_factory=dict)  # variant → per-epoch records
+    users: dict[str, int] = field(default_factory=dict)  # train / held_out user counts
+    upstream: dict = field(default_factory=dict)  # codebook utilization and channel coverage, for the report
+
+    @classmethod
+    def of(cls, model: Reranker, dim: int, log: TrainingLog | None = None) -> RerankerCheckpoint:
+        """The model's weights; the study fields are left empty for the caller to fill (``dataclasses.replace``)."""
+        weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        return cls(model.cfg, dim, weights, log)
+
+    def model(self) -> Reranker:
+        """The trained reranker, in eval mode."""
+        model = Reranker(self.dim, self.config)
+        model.load_state_dict(self.weights)
+        return model.eval()
+
+    def save(self, path: str | Path) -> Path:
+        meta = {
+            "config": asdict(self.config),
+            "dim": self.dim,
+            "log": self.log.as_dict() if self.log is not None else None,
+            "tokenizer_version": self.tokenizer_version,
+            "study": self.study,
+            "curves": self.curves,
+            "users": self.users,
+            "upstream": self.upstream,
+        }
+        return save_checkpoint(path, self.KIND, self.weights, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RerankerCheckpoint:
+        weights, meta = load_checkpoint(path, cls.KIND)
+        log = TrainingLog.from_dict(meta["log"]) if meta["log"] is not None else None
+        return cls(
+            RerankerConfig(**meta["config"]),
+            meta["dim"],
+            weights,
+            log,
+            tokenizer_version=meta["tokenizer_version"],
+            study=meta["study"],
+            curves=meta["curves"],
+            users=meta["users"],
+            upstream=meta["upstream"],
+        )

@@ -14,13 +14,17 @@ router learns), trained with a full-catalog softmax so that channel stands on it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from sid_platform.checkpoint import load_checkpoint, save_checkpoint
 from sid_platform.sequences import pad_left
+from sid_platform.training import TrainingLog
 
 
 @dataclass(frozen=True)
@@ -196,3 +200,49 @@ class SemanticRouter(nn.Module):
         scores = (self.user_queries(self.user_states(histories)) @ self.item_keys().T).numpy()
         self.train(was_training)
         return scores
+
+
+@dataclass
+class RouterCheckpoint:
+    """What ``router_checkpoint`` stores: config, the codebook version and item vocabulary it was trained
+    against (its Semantic IDs and content vectors are among the weights), the weights and the log."""
+
+    KIND: ClassVar[str] = "semantic_router"
+
+    config: RouterConfig
+    tokenizer_version: str  # the codebooks whose Semantic IDs the router writes
+    item_ids: list[str]  # item index i is item_ids[i]
+    vocab_sizes: list[int]  # per token position: codes of each level, then the suffix
+    weights: dict[str, torch.Tensor]
+    log: TrainingLog | None = None
+
+    @classmethod
+    def of(
+        cls, model: SemanticRouter, item_ids: Sequence[str], tokenizer_version: str, log: TrainingLog | None = None
+    ) -> RouterCheckpoint:
+        weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        return cls(model.cfg, tokenizer_version, list(item_ids), list(model.vocab_sizes), weights, log)
+
+    def model(self) -> SemanticRouter:
+        """The trained router, in eval mode."""
+        content = self.weights.get("content")  # stored only when the router projects content vectors
+        model = SemanticRouter(self.config, self.weights["item_sids"], self.vocab_sizes, content)
+        model.load_state_dict(self.weights)
+        return model.eval()
+
+    def save(self, path: str | Path) -> Path:
+        meta = {
+            "config": asdict(self.config),
+            "tokenizer_version": self.tokenizer_version,
+            "item_ids": self.item_ids,
+            "vocab_sizes": self.vocab_sizes,
+            "log": self.log.as_dict() if self.log is not None else None,
+        }
+        return save_checkpoint(path, self.KIND, self.weights, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RouterCheckpoint:
+        weights, meta = load_checkpoint(path, cls.KIND)
+        log = TrainingLog.from_dict(meta["log"]) if meta["log"] is not None else None
+        config = RouterConfig(**meta["config"])
+        return cls(config, meta["tokenizer_version"], meta["item_ids"], meta["vocab_sizes"], weights, log)

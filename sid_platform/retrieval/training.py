@@ -137,27 +137,3 @@ def train_router(
         on_epoch=on_epoch,
     )
     return model, log
-
-
-def checkpoint_blob(model: SemanticRouter, item_ids: list[str], tokenizer_version: str, log: TrainingLog) -> dict:
-    """Config, the codebook version and item vocabulary it was trained against, and the weights."""
-    return {
-        "kind": "semantic_router",
-        "config": asdict(model.cfg),
-        "tokenizer_version": tokenizer_version,
-        "item_ids": list(item_ids),
-        "vocab_sizes": list(model.vocab_sizes),
-        "has_content": model.content_proj is not None,
-        "state_dict": model.state_dict(),
-        "log": asdict(log),
-    }
-
-
-def from_checkpoint(blob: dict) -> SemanticRouter:
-    cfg = RouterConfig(**blob["config"])
-    state = blob["state_dict"]
-    content = state["content"] if blob["has_content"] else None
-    model = SemanticRouter(cfg, state["item_sids"], blob["vocab_sizes"], content)
-    model.load_state_dict(state)
-    model.eval()
-    return model

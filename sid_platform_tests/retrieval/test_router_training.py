@@ -7,8 +7,8 @@ import pytest
 
 from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
 from sid_platform.evaluation.metrics import recall_at_k
-from sid_platform.retrieval import RouterConfig, SidTrie, constrained_beam_search
-from sid_platform.retrieval.training import checkpoint_blob, from_checkpoint, train_router
+from sid_platform.retrieval import RouterCheckpoint, RouterConfig, SidTrie, constrained_beam_search
+from sid_platform.retrieval.training import SELECTION, train_router
 from sid_platform.semantic_ids.usid import build_usid_table
 from sid_platform.storage import LocalBlobStore, StoredFile
 
@@ -40,16 +40,21 @@ def test_the_router_learns_and_beats_chance(setup):
     assert recall_at_k(beams.items, sequences.test.targets, 10) > 3 * chance
 
 
-def test_checkpoint_round_trip_gives_the_same_scores(setup):
+@pytest.mark.parametrize("use_content", [True, False])
+def test_checkpoint_round_trip_gives_the_same_scores(setup, tmp_path: Path, use_content: bool):
     sequences, trie, sids = setup
     cfg = RouterConfig(**{**CFG.__dict__, "epochs": 1})
-    content = np.random.default_rng(1).normal(size=(len(sids), 5)).astype(np.float32)
+    content = np.random.default_rng(1).normal(size=(len(sids), 5)).astype(np.float32) if use_content else None
     model, log = train_router(sequences.train, sequences.valid, trie, sids, cfg, content=content)
-    blob = checkpoint_blob(model, [str(i) for i in range(len(sids))], "v-test", log)
-    restored = from_checkpoint(blob)
+    assert log.selection == SELECTION
+    item_ids = [str(i) for i in range(len(sids))]
+    path = RouterCheckpoint.of(model, item_ids, "v-test", log).save(tmp_path / "router.safetensors")
+    checkpoint = RouterCheckpoint.load(path)
+    restored = checkpoint.model()
     histories = sequences.test.histories[:20]
-    assert np.allclose(model.cosine_scores(histories), restored.cosine_scores(histories), atol=1e-6)
-    assert blob["tokenizer_version"] == "v-test" and blob["config"]["hidden_dim"] == 32
+    assert np.array_equal(model.cosine_scores(histories), restored.cosine_scores(histories))
+    assert checkpoint.tokenizer_version == "v-test" and checkpoint.config == cfg and checkpoint.item_ids == item_ids
+    assert checkpoint.log == log and (restored.content_proj is not None) == use_content
 
 
 def test_a_crashed_run_resumes_from_its_last_epoch(setup, tmp_path: Path):
