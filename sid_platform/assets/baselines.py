@@ -4,7 +4,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from sid_platform.baselines.popularity import PopularityModel
-from sid_platform.baselines.sasrec import SASRecConfig, checkpoint_blob, train_sasrec
+from sid_platform.baselines.sasrec import SASRecCheckpoint, SASRecConfig, train_sasrec
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.evaluation.plots import twin_line_plot
 from sid_platform.evaluation.report import markdown_table
@@ -36,7 +36,7 @@ def sasrec_model(
     mlflow: MlflowResource,
     data_splits: pl.DataFrame,
     item_catalog: pl.DataFrame,
-) -> Output[dict]:
+) -> Output[SASRecCheckpoint]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
     model, log = train_sasrec(
@@ -53,7 +53,7 @@ def sasrec_model(
     figures = {
         "best_epoch": log.best_epoch,
         "epochs_run": len(epochs),
-        "best_valid_recall@10": log.best_valid_recall10,
+        "best_valid_recall@10": log.best_score,
         "train_seconds": round(log.seconds, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
@@ -73,7 +73,7 @@ def sasrec_model(
         plots={"training_plot": plot},
     )
     return Output(
-        checkpoint_blob(model, vocab.item_ids),
+        SASRecCheckpoint.of(model, vocab.item_ids, log),
         metadata={
             **figures,
             "training_curve": MetadataValue.md(

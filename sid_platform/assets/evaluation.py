@@ -4,23 +4,21 @@ import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from sid_platform.baselines.popularity import PopularityModel
-from sid_platform.baselines.sasrec import from_checkpoint
+from sid_platform.baselines.sasrec import SASRecCheckpoint
 from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
 from sid_platform.evaluation.harness import Protocol, evaluate_scorers
 from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.evaluation.report import markdown_table, metrics_table, write_json
-from sid_platform.reranking.dpo import Reranker, rerank
-from sid_platform.reranking.dpo import from_checkpoint as from_dpo_checkpoint
+from sid_platform.reranking.dpo import Reranker, RerankerCheckpoint, rerank
 from sid_platform.resources import EvaluationProtocol
 from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.candidates import ChannelReport
-from sid_platform.retrieval.pipeline import ranking_depth, retrieve
-from sid_platform.retrieval.router import SemanticRouter
-from sid_platform.retrieval.training import exclude_seen
-from sid_platform.retrieval.training import from_checkpoint as from_router_checkpoint
+from sid_platform.retrieval.pipeline import retrieve
+from sid_platform.retrieval.router import RouterCheckpoint, SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
-from sid_platform.semantic_ids import utilization_per_level
+from sid_platform.semantic_ids import CodebooksCheckpoint, utilization_per_level
 from sid_platform.semantic_ids.usid import code_columns, table_levels
+from sid_platform.sequences import exclude_seen, ranking_depth
 from sid_platform.settings import data_home
 
 # Which ranking the platform serves: the router's hybrid candidates, reordered by the bounded DPO reranker.
@@ -73,29 +71,26 @@ def evaluation(
     data_splits: pl.DataFrame,
     item_catalog: pl.DataFrame,
     popularity_model: PopularityModel,
-    sasrec_model: dict,
-    codebooks: dict,
+    sasrec_model: SASRecCheckpoint,
+    codebooks: CodebooksCheckpoint,
     usid_table: pl.DataFrame,
-    router_checkpoint: dict,
+    router_checkpoint: RouterCheckpoint,
     faiss_index: AnnIndex,
-    dpo_checkpoint: dict,
+    dpo_checkpoint: RerankerCheckpoint,
 ) -> Output[dict]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
-    sasrec, sasrec_items = from_checkpoint(sasrec_model)
-    if sasrec_items != vocab.item_ids:
+    sasrec = sasrec_model.model()
+    if sasrec_model.item_ids != vocab.item_ids:
         raise ValueError(
             "sasrec_model was trained on a different item catalog; rematerialize it with the current item_catalog"
         )
     scorers = {"popularity": popularity_model.score, "sasrec": sasrec.score}
-    if (
-        router_checkpoint["item_ids"] != vocab.item_ids
-        or router_checkpoint["tokenizer_version"] != codebooks["version"]
-    ):
+    if router_checkpoint.item_ids != vocab.item_ids or router_checkpoint.tokenizer_version != codebooks.version:
         raise ValueError("router_checkpoint was trained on another catalog or codebook version; rematerialize it")
-    router = from_router_checkpoint(router_checkpoint)
-    reranker = from_dpo_checkpoint(dpo_checkpoint)
-    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
+    router = router_checkpoint.model()
+    reranker = dpo_checkpoint.model()
+    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks.codebook_size)
     document: dict = {"run_id": context.run_id}
     tables = {}
     for split in ("test", "valid"):
@@ -110,8 +105,8 @@ def evaluation(
         tables[split] = metrics_table(result.metrics)
     # The USID table already holds every item's codes; no need to run the tokenizer again.
     codes = usid_table.select(code_columns(table_levels(usid_table))).to_numpy()
-    utilization = utilization_per_level(codes, codebooks["config"]["codebook_size"])
-    document["semantic_ids"] = {"tokenizer_version": codebooks["version"], "utilization_per_level": utilization}
+    utilization = utilization_per_level(codes, codebooks.codebook_size)
+    document["semantic_ids"] = {"tokenizer_version": codebooks.version, "utilization_per_level": utilization}
     # The model the platform would serve from this run; the promotion gate and the sensors read these figures.
     serving = SERVING_MODEL
     document["serving"] = {

@@ -1,20 +1,22 @@
 """Reranking stage: ``dpo_checkpoint``, the bounded DPO reranker, with its diagnostics in the metadata."""
 
+from dataclasses import replace
+
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.evaluation.plots import twin_line_plot
 from sid_platform.evaluation.report import markdown_table
-from sid_platform.reranking.dpo import RerankerConfig, checkpoint_blob
+from sid_platform.reranking.dpo import RerankerCheckpoint, RerankerConfig
 from sid_platform.reranking.study import run_study, with_deltas
 from sid_platform.resources import EvaluationProtocol, MlflowResource, config_class
 from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.candidates import ChannelReport
 from sid_platform.retrieval.pipeline import retrieve
-from sid_platform.retrieval.training import from_checkpoint
+from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.retrieval.trie import SidTrie
-from sid_platform.semantic_ids import utilization_per_level
+from sid_platform.semantic_ids import CodebooksCheckpoint, utilization_per_level
 from sid_platform.semantic_ids.usid import code_columns, table_levels
 
 GROUP = "reranking"
@@ -55,15 +57,15 @@ def dpo_checkpoint(
     mlflow: MlflowResource,
     data_splits: pl.DataFrame,
     item_catalog: pl.DataFrame,
-    codebooks: dict,
+    codebooks: CodebooksCheckpoint,
     usid_table: pl.DataFrame,
-    router_checkpoint: dict,
+    router_checkpoint: RouterCheckpoint,
     faiss_index: AnnIndex,
-) -> Output[dict]:
+) -> Output[RerankerCheckpoint]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
-    router = from_checkpoint(router_checkpoint)
-    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
+    router = router_checkpoint.model()
+    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks.codebook_size)
     k = max(evaluation_protocol.ks)
     exclude = evaluation_protocol.exclude_history
     found_valid = retrieve(router, trie, faiss_index, sequences.valid.histories, k, faiss_index.top_n, exclude)
@@ -74,7 +76,7 @@ def dpo_checkpoint(
     rows = with_deltas(study.table)
     # Carried from upstream so the report reads as one page: codebook utilization and channel coverage.
     codes = usid_table.select(code_columns(table_levels(usid_table))).to_numpy()
-    utilization = utilization_per_level(codes, codebooks["config"]["codebook_size"])
+    utilization = utilization_per_level(codes, codebooks.codebook_size)
     channels = ChannelReport.measure(found_test.prefix, found_test.ann, found_test.candidates, sequences.test.targets)
     upstream = markdown_table(
         ["codebook utilization per level", "prefix coverage", "ANN coverage", "union coverage", "candidates"],
@@ -114,19 +116,21 @@ def dpo_checkpoint(
     }
     mlflow_run = mlflow.log_training_run(
         context,
-        params={**config.model_dump(), "router_tokenizer_version": router_checkpoint["tokenizer_version"]},
+        params={**config.model_dump(), "router_tokenizer_version": router_checkpoint.tokenizer_version},
         metrics={**figures, **{f"valid_pref_acc_{k}": v for k, v in accuracy.items()}},
         curves={key: [e[key] for e in curve] for key in ("loss", "train_accuracy", "valid_accuracy")},
         plots={"preference_accuracy": plot},
     )
-    blob = checkpoint_blob(study.model, int(keys.shape[1]), study.log)
-    blob["tokenizer_version"] = router_checkpoint["tokenizer_version"]
-    blob["study"] = rows
-    blob["curves"] = study.curves
-    blob["users"] = {"train": study.train_users, "held_out": study.holdout_users}
-    blob["upstream"] = {"utilization_per_level": utilization, "channels": channels.as_dict()}
+    checkpoint = replace(
+        RerankerCheckpoint.of(study.model, int(keys.shape[1]), study.log),
+        tokenizer_version=router_checkpoint.tokenizer_version,
+        study=rows,
+        curves=study.curves,
+        users={"train": study.train_users, "held_out": study.holdout_users},
+        upstream={"utilization_per_level": utilization, "channels": channels.as_dict()},
+    )
     return Output(
-        blob,
+        checkpoint,
         metadata={
             "study": MetadataValue.md(table),
             "preference_accuracy_plot": MetadataValue.md(plot),

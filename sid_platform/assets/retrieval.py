@@ -12,10 +12,12 @@ from sid_platform.evaluation.report import markdown_table
 from sid_platform.resources import EvaluationProtocol, MlflowResource, config_class
 from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
 from sid_platform.retrieval.beam_search import constrained_beam_search
-from sid_platform.retrieval.router import RouterConfig
-from sid_platform.retrieval.training import SELECTION, checkpoint_blob, from_checkpoint, train_router
+from sid_platform.retrieval.router import RouterCheckpoint, RouterConfig
+from sid_platform.retrieval.training import SELECTION, train_router
 from sid_platform.retrieval.trie import SidTrie, aligned_sids
+from sid_platform.semantic_ids import CodebooksCheckpoint
 from sid_platform.settings import data_home
+from sid_platform.storage import LocalBlobStore, StoredFile
 
 GROUP = "retrieval"
 
@@ -41,13 +43,13 @@ def router_checkpoint(
     data_splits: pl.DataFrame,
     item_catalog: pl.DataFrame,
     item_embeddings: ItemEmbeddings,
-    codebooks: dict,
+    codebooks: CodebooksCheckpoint,
     usid_table: pl.DataFrame,
-) -> Output[dict]:
+) -> Output[RouterCheckpoint]:
     vocab = ItemVocab.from_catalog(item_catalog)
     sequences = UserSequences.from_splits(data_splits, vocab)
     sids = aligned_sids(usid_table, vocab.item_ids)
-    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
+    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks.codebook_size)
     content = item_embeddings.aligned(vocab.item_ids)
     cfg = RouterConfig(**config.model_dump())
     model, log = train_router(
@@ -59,7 +61,7 @@ def router_checkpoint(
         content=content,
         exclude_history=evaluation_protocol.exclude_history,
         # Same data, config and codebooks → same file: a crashed run resumes at its last finished epoch.
-        resume_path=data_home() / "checkpoints" / f"router_{codebooks['version']}.resume.pt",
+        resume=StoredFile(LocalBlobStore(data_home()), f"checkpoints/router_{codebooks.version}.resume.pt"),
         on_epoch=lambda e: context.log.info(
             f"router epoch {e['epoch']}: loss {e['loss']:.3f} (generative {e['generative_loss']:.3f}, "
             f"ann {e['ann_loss']:.3f}), valid R@10 generative {e['valid_recall@10_generative']:.4f} "
@@ -73,7 +75,7 @@ def router_checkpoint(
     target_prefix = trie.node_of_item[cfg.prefix_depth][sequences.valid.targets]
     val_at_p = float(np.mean((beams.prefixes == target_prefix[:, None]).any(1))) if len(target_prefix) else 0.0
     epochs = log.epochs
-    best = next((e for e in epochs if e["epoch"] == log.best_epoch), {})
+    best = log.best
     plot = twin_line_plot(
         [e["epoch"] for e in epochs],
         [e["loss"] for e in epochs],
@@ -103,7 +105,7 @@ def router_checkpoint(
     }
     mlflow_run = mlflow.log_training_run(
         context,
-        params={**config.model_dump(), "tokenizer_version": codebooks["version"]},
+        params={**config.model_dump(), "tokenizer_version": codebooks.version},
         metrics=figures,
         curves={
             key: [e[key] for e in epochs]
@@ -112,10 +114,10 @@ def router_checkpoint(
         plots={"training_plot": plot},
     )
     return Output(
-        checkpoint_blob(model, vocab.item_ids, codebooks["version"], log),
+        RouterCheckpoint.of(model, vocab.item_ids, codebooks.version, log),
         metadata={
             **figures,
-            "tokenizer_version": codebooks["version"],
+            "tokenizer_version": codebooks.version,
             "stopped_by": log.stopped_by,
             "selection": SELECTION,
             "resumed_from_epoch": log.resumed_from_epoch if log.resumed_from_epoch is not None else -1,
@@ -129,8 +131,8 @@ def router_checkpoint(
 
 
 @asset(group_name=GROUP, description="FAISS index over the router's item vectors (cosine); the ANN channel.")
-def faiss_index(config: FaissIndexConfig, router_checkpoint: dict) -> Output[AnnIndex]:
-    model = from_checkpoint(router_checkpoint)
+def faiss_index(config: FaissIndexConfig, router_checkpoint: RouterCheckpoint) -> Output[AnnIndex]:
+    model = router_checkpoint.model()
     with torch.no_grad():
         keys = model.item_keys().numpy()
     index = AnnIndex.build(keys, AnnIndexConfig(**config.model_dump()))
@@ -141,6 +143,6 @@ def faiss_index(config: FaissIndexConfig, router_checkpoint: dict) -> Output[Ann
             "items": index.size,
             "dim": int(keys.shape[1]),
             "top_n": config.top_n,
-            "tokenizer_version": router_checkpoint["tokenizer_version"],
+            "tokenizer_version": router_checkpoint.tokenizer_version,
         },
     )

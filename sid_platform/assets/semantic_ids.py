@@ -10,6 +10,7 @@ from sid_platform.evaluation.report import markdown_table
 from sid_platform.policy import POLICY
 from sid_platform.resources import MlflowResource, config_class
 from sid_platform.semantic_ids import (
+    CodebooksCheckpoint,
     SemanticTokenizer,
     TokenizerSpec,
     UsidLookup,
@@ -19,7 +20,6 @@ from sid_platform.semantic_ids import (
     intrinsic_report,
     perplexity_per_level,
     sid_stability,
-    tokenizer_from_state,
     utilization_per_level,
 )
 from sid_platform.settings import data_home
@@ -78,14 +78,14 @@ def codebooks(
     mlflow: MlflowResource,
     item_embeddings: ItemEmbeddings,
     item_catalog: pl.DataFrame,
-) -> Output[dict]:
+) -> Output[CodebooksCheckpoint]:
     tokenizer = config.build()
     log = tokenizer.fit(item_embeddings.vectors, item_catalog["categories"].to_list())
     codes = tokenizer.encode(item_embeddings.vectors)
-    state = {**tokenizer.state(), "embeddings_version": item_embeddings.version}
+    checkpoint = CodebooksCheckpoint.of(tokenizer, item_embeddings.version, log)
     utilization = utilization_per_level(codes, config.codebook_size)
     perplexity = perplexity_per_level(codes, config.codebook_size)
-    last = log.entries[-1] if log.entries else {}
+    last = log.epochs[-1] if log.epochs else {}
     figures = {
         "train_seconds": round(log.seconds, 1),
         **{f"utilization_level_{i + 1}": round(u, 4) for i, u in enumerate(utilization)},
@@ -95,16 +95,16 @@ def codebooks(
     usage_plot = code_usage_plot(codes, config.codebook_size)
     mlflow_run = mlflow.log_training_run(
         context,
-        params={**config.model_dump(), "embeddings_version": item_embeddings.version, "version": state["version"]},
+        params={**config.model_dump(), "embeddings_version": item_embeddings.version, "version": checkpoint.version},
         metrics=figures,
-        curves={key: [e[key] for e in log.entries] for key in last if key not in ("epoch", "seconds")},
+        curves={key: log.curve(key) for key in last if key not in ("epoch", "seconds")},
         plots={"code_usage": usage_plot},
     )
     return Output(
-        state,
+        checkpoint,
         metadata={
             "tokenizer": config.tokenizer,
-            "version": state["version"],
+            "version": checkpoint.version,
             "embeddings_version": item_embeddings.version,
             **figures,
             "code_usage": MetadataValue.md(usage_plot),
@@ -115,11 +115,14 @@ def codebooks(
 
 @asset(group_name=GROUP, description="item → (c1 … cL, suffix): every item's Semantic ID, unique thanks to the suffix.")
 def usid_table(
-    context: AssetExecutionContext, codebooks: dict, item_embeddings: ItemEmbeddings, item_catalog: pl.DataFrame
+    context: AssetExecutionContext,
+    codebooks: CodebooksCheckpoint,
+    item_embeddings: ItemEmbeddings,
+    item_catalog: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
-    tokenizer = tokenizer_from_state(codebooks)
+    tokenizer = codebooks.tokenizer()
     codes = tokenizer.encode(item_embeddings.vectors)
-    table = build_usid_table(item_embeddings.item_ids, codes, codebooks["version"])
+    table = build_usid_table(item_embeddings.item_ids, codes, codebooks.version)
     report = intrinsic_report(
         codes, tokenizer.codebook_size, item_embeddings.vectors, item_catalog["categories"].to_list()
     )
@@ -133,7 +136,7 @@ def usid_table(
     published.with_suffix(".tmp").replace(published)
     metadata = {
         "items": table.height,
-        "tokenizer_version": codebooks["version"],
+        "tokenizer_version": codebooks.version,
         "collision_rate_before_suffix": round(report["collision_rate"], 4),
         "max_suffix": int(table["suffix"].max() or 0),
         "code_label_audit": MetadataValue.path(str(audit_path)),
@@ -169,9 +172,9 @@ class UtilizationCheckConfig(Config):
     description=f"Every level of the codebook uses at least {POLICY.min_codebook_utilization:.0%} of its codes.",
 )
 def codebook_utilization(
-    config: UtilizationCheckConfig, codebooks: dict, item_embeddings: ItemEmbeddings
+    config: UtilizationCheckConfig, codebooks: CodebooksCheckpoint, item_embeddings: ItemEmbeddings
 ) -> AssetCheckResult:
-    tokenizer = tokenizer_from_state(codebooks)
+    tokenizer = codebooks.tokenizer()
     utilization = utilization_per_level(tokenizer.encode(item_embeddings.vectors), tokenizer.codebook_size)
     low = [i + 1 for i, u in enumerate(utilization) if u < config.min_utilization]
     return AssetCheckResult(

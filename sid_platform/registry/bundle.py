@@ -1,7 +1,7 @@
 """The servable recommender as ONE MLflow model: every component as a file, plus the config that made them.
 
 A bundle is a mapping ``name → component``; each component becomes one file (a polars frame → Parquet,
-bytes → ``.bin``, a path → copied as is, anything else → pickle) and one MLflow pyfunc artifact. Beside
+a model checkpoint → its own safetensors file, bytes → ``.bin``, a path → copied as is, anything else → pickle) and one MLflow pyfunc artifact. Beside
 them lies ``config.json``: the full Dagster run config, the data fingerprint, the evaluation figures and
 each file's SHA-256, so a registered version says exactly what produced it (and ``pinned_config`` reads
 it back for a rollback or a rerun). Adding a component (a FAISS index, a router checkpoint) is one more
@@ -32,8 +32,14 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
+from sid_platform.baselines.sasrec import SASRecCheckpoint
+from sid_platform.checkpoint import SUFFIX as CHECKPOINT_SUFFIX
+from sid_platform.checkpoint import checkpoint_kind
 from sid_platform.data.files import sha256_of
 from sid_platform.registry.tracking import Tracking, log_run
+from sid_platform.reranking.dpo import RerankerCheckpoint, rerank
+from sid_platform.retrieval.router import RouterCheckpoint
+from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
 
 CONFIG_ARTIFACT = "config"
 MODEL_ARTIFACT_PATH = "model"
@@ -42,6 +48,12 @@ SIGNATURE = ModelSignature(
     outputs=Schema([ColSpec(Array(DataType.string), "items"), ColSpec(Array(DataType.string), "sids")]),
     params=ParamSchema([ParamSpec("k", DataType.long, 10)]),
 )
+
+
+# Checkpoint kind → its class: a checkpoint component is stored with its own save() and read back with load().
+CHECKPOINTS: dict[str, type[CodebooksCheckpoint | SASRecCheckpoint | RouterCheckpoint | RerankerCheckpoint]] = {
+    cls.KIND: cls for cls in (CodebooksCheckpoint, SASRecCheckpoint, RouterCheckpoint, RerankerCheckpoint)
+}
 
 
 def _package_version(name: str) -> str | None:
@@ -56,6 +68,8 @@ def write_component(name: str, value: Any, directory: Path) -> Path:
     if isinstance(value, pl.DataFrame):
         path = directory / f"{name}.parquet"
         value.write_parquet(path)
+    elif isinstance(value, tuple(CHECKPOINTS.values())):
+        path = value.save(directory / f"{name}{CHECKPOINT_SUFFIX}")
     elif isinstance(value, bytes):
         path = directory / f"{name}.bin"
         path.write_bytes(value)
@@ -72,6 +86,8 @@ def write_component(name: str, value: Any, directory: Path) -> Path:
 def read_component(path: Path) -> Any:
     if path.suffix == ".parquet":
         return pl.read_parquet(path)
+    if path.suffix == CHECKPOINT_SUFFIX and checkpoint_kind(path) in CHECKPOINTS:
+        return CHECKPOINTS[checkpoint_kind(path)].load(path)
     if path.suffix == ".pkl":
         with open(path, "rb") as handle:
             return pickle.load(handle)
@@ -97,9 +113,8 @@ def encode_histories(item_ids: list[str], histories: list[list[str]]) -> list[np
 
 def rank_sasrec(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
     """SASRec over the full catalog: the histories' item ids in, the top-k item ids out."""
-    from sid_platform.baselines.sasrec import from_checkpoint
-
-    model, item_ids = from_checkpoint(components["sasrec_model"])
+    checkpoint = components["sasrec_model"]
+    model, item_ids = checkpoint.model(), checkpoint.item_ids
     encoded = encode_histories(item_ids, histories)
     top = np.argsort(-model.score(encoded), axis=1)[:, :k]
     return [[item_ids[i] for i in row] for row in top]
@@ -108,13 +123,12 @@ def rank_sasrec(components: Mapping[str, Any], histories: list[list[str]], k: in
 def _router_retrieval(components: Mapping[str, Any], histories: list[list[str]], k: int) -> tuple:
     """The router's serving path for item-id histories: prefix channel ∪ ANN channel with base scores."""
     from sid_platform.retrieval.pipeline import retrieve
-    from sid_platform.retrieval.training import from_checkpoint
     from sid_platform.retrieval.trie import SidTrie
 
-    blob = components["router_checkpoint"]
-    item_ids = blob["item_ids"]
-    model = from_checkpoint(blob)
-    trie = SidTrie.for_catalog(components["usid_table"], item_ids, components["codebooks"]["config"]["codebook_size"])
+    checkpoint = components["router_checkpoint"]
+    item_ids = checkpoint.item_ids
+    model = checkpoint.model()
+    trie = SidTrie.for_catalog(components["usid_table"], item_ids, components["codebooks"].codebook_size)
     encoded = encode_histories(item_ids, histories)
     found = retrieve(model, trie, components["faiss_index"], encoded, k, components["faiss_index"].top_n)
     return found, item_ids
@@ -128,10 +142,8 @@ def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[lis
 
 def rank_router_hybrid_dpo(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
     """Hybrid candidates ranked by cosine, the top of the pool reordered by the bounded DPO reranker."""
-    from sid_platform.reranking.dpo import from_checkpoint, rerank
-
     found, item_ids = _router_retrieval(components, histories, k)
-    reranker = from_checkpoint(components["dpo_checkpoint"])
+    reranker = components["dpo_checkpoint"].model()
     top, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, k)
     return [[item_ids[i] for i in row if i >= 0] for row in top]
 

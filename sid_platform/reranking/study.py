@@ -18,14 +18,14 @@ from sid_platform.evaluation.metrics import candidates_per_user, coverage, ranki
 from sid_platform.reranking.dpo import (
     Reranker,
     RerankerConfig,
-    RerankerLog,
     preference_accuracy,
     preference_pairs,
     rerank,
     train_reranker,
 )
-from sid_platform.retrieval.pipeline import Retrieval, ranking_depth
-from sid_platform.retrieval.training import exclude_seen
+from sid_platform.retrieval.pipeline import Retrieval
+from sid_platform.sequences import exclude_seen, ranking_depth
+from sid_platform.training import TrainingLog
 
 KS = (5, 10)
 
@@ -59,7 +59,7 @@ def reranked_metrics(
 @dataclass
 class StudyResult:
     model: Reranker
-    log: RerankerLog
+    log: TrainingLog
     table: list[dict]  # one row per (variant, users): R@10, N@10, coverage, candidates, preference accuracy
     curves: dict[str, list[dict]]  # variant → per-epoch train/valid accuracy
     holdout_users: int
