@@ -4,8 +4,9 @@ import polars as pl
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset, asset_check
 from pydantic import Field
 
+from sid_platform.assets.reporting import EpochReport, training_report
 from sid_platform.assets.resources import MlflowResource
-from sid_platform.data.split import ItemVocab, UserSequences
+from sid_platform.data.split import UserSequences
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_items
 from sid_platform.embed.text import DEFAULT_TEMPLATE
 from sid_platform.evaluation.plots import code_usage_plot
@@ -47,10 +48,12 @@ class ItemEmbeddingsConfig(Config):
 
 @asset(group_name=GROUP, description="One vector per catalog item (content, collaborative, or both fused).")
 def item_embeddings(
-    context: AssetExecutionContext, config: ItemEmbeddingsConfig, item_catalog: pl.DataFrame, data_splits: pl.DataFrame
+    context: AssetExecutionContext,
+    config: ItemEmbeddingsConfig,
+    item_catalog: pl.DataFrame,
+    user_sequences: UserSequences,
 ) -> Output[ItemEmbeddings]:
-    vocab = ItemVocab.from_catalog(item_catalog)
-    train = UserSequences.from_splits(data_splits, vocab).train
+    vocab, train = user_sequences.vocab, user_sequences.train
     spec = EmbeddingSpec(
         **{**config.model_dump(), "encoders": tuple(config.encoders), "weights": tuple(config.weights)}
     )
@@ -139,25 +142,19 @@ def codebooks(
         **{f"perplexity_level_{i + 1}": round(p, 1) for i, p in enumerate(perplexity)},
         **({"recon_mse": round(float(last["recon_mse"]), 4)} if "recon_mse" in last else {}),
     }
-    usage_plot = code_usage_plot(codes, config.codebook_size)
-    mlflow_run = mlflow.log_training_run(
+    report = EpochReport(curves=tuple(key for key in last if key not in ("epoch", "seconds")))
+    params = {**config.model_dump(), "embeddings_version": item_embeddings.version, "version": state["version"]}
+    metadata = training_report(
         context,
-        params={**config.model_dump(), "embeddings_version": item_embeddings.version, "version": state["version"]},
-        metrics=figures,
-        curves={key: [e[key] for e in log.entries] for key in last if key not in ("epoch", "seconds")},
-        plots={"code_usage": usage_plot},
+        mlflow,
+        log.entries,
+        report,
+        params=params,
+        figures=figures,
+        plots={"code_usage": code_usage_plot(codes, config.codebook_size)},
     )
-    return Output(
-        state,
-        metadata={
-            "tokenizer": config.tokenizer,
-            "version": state["version"],
-            "embeddings_version": item_embeddings.version,
-            **figures,
-            "code_usage": MetadataValue.md(usage_plot),
-            "mlflow_run_id": mlflow_run,
-        },
-    )
+    versions = {"version": state["version"], "embeddings_version": item_embeddings.version}
+    return Output(state, metadata={"tokenizer": config.tokenizer, **versions, **metadata})
 
 
 @asset(group_name=GROUP, description="item → (c1 … cL, suffix): every item's Semantic ID, unique thanks to the suffix.")
