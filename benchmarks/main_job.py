@@ -13,9 +13,9 @@ import argparse
 import time
 
 from benchmarks.results_file import write_result
-from sid_platform.assets.evaluation import channels_table
 from sid_platform.automation.run import run_main_job
 from sid_platform.evaluation.report import metrics_table
+from sid_platform.serving.evaluation import channels_table
 from sid_platform.settings import PROFILES
 
 
