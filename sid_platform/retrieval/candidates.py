@@ -26,11 +26,13 @@ def val_at_p(router: SemanticRouter, trie: SidTrie, cases: EvalCases) -> float:
     P and the depth are the router's ``n_prefixes`` and ``prefix_depth``: this is how much of the target the
     prefix channel can reach, measured on prefixes alone (the router's selection figure for that channel).
     """
+    if not len(cases):
+        return 0.0
     cfg = router.cfg
     states = router.user_states(cases.histories)
     beams = constrained_beam_search(router, states, trie, 1, cfg.prefix_depth, cfg.n_prefixes)
     target_prefix = trie.node_of_item[cfg.prefix_depth][cases.targets]
-    return float(np.mean((beams.prefixes == target_prefix[:, None]).any(1))) if len(target_prefix) else 0.0
+    return float(np.mean((beams.prefixes == target_prefix[:, None]).any(1)))
 
 
 def hybrid_candidates(*channels: Sequence[np.ndarray]) -> list[np.ndarray]:
