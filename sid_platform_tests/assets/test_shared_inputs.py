@@ -6,7 +6,7 @@ import numpy as np
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.reranking.study import BASE, SERVED, TEST
-from sid_platform.serving import RANKERS, encode_histories
+from sid_platform.serving import RANKERS, encode_histories, load_codebooks
 from sid_platform_tests.assets.conftest import MainRun
 
 
@@ -29,7 +29,7 @@ def test_candidates_hold_every_evaluated_users_retrieval(main_run: MainRun):
     k = max(main_run.outputs["evaluation"]["test"]["protocol"]["ks"])
     assert candidates.k == k and candidates.exclude_history is False
     assert candidates.item_ids == sequences.vocab.item_ids
-    assert candidates.tokenizer_version == main_run.outputs["codebooks"]["version"]
+    assert candidates.tokenizer_version == load_codebooks(main_run.outputs["codebooks"]).version
     for split in ("valid", "test"):
         stored, cases = candidates.split(split), getattr(sequences, split)
         found = candidates.retrieval(split, cases)
