@@ -84,15 +84,15 @@ class StoredRetrieval:
         return len(self.user_ids)
 
     def retrieval(self, keys: np.ndarray) -> Retrieval:
-        """The ``Retrieval`` again; the channel lists hold the same items in candidate order."""
-        items = _rows(self.items.astype(np.int64), self.offsets)
-        flags = _rows(self.channels, self.offsets)
+        """The ``Retrieval`` again: candidates as int64, as ``retrieve`` gives them; the channel lists (read by
+        no ranking, kept as int32) hold the same items as ``retrieve``'s, in candidate order."""
+        narrow, flags = _rows(self.items, self.offsets), _rows(self.channels, self.offsets)
         return Retrieval(
             generative=self.generative,
             hybrid_cosine=self.hybrid_cosine,
-            prefix=[union[(f & PREFIX) > 0] for union, f in zip(items, flags, strict=True)],
-            ann=[union[(f & ANN) > 0] for union, f in zip(items, flags, strict=True)],
-            candidates=items,
+            prefix=[union[(f & PREFIX) > 0] for union, f in zip(narrow, flags, strict=True)],
+            ann=[union[(f & ANN) > 0] for union, f in zip(narrow, flags, strict=True)],
+            candidates=_rows(self.items.astype(np.int64), self.offsets),
             base_scores=_rows(self.base_scores, self.offsets),
             queries=torch.from_numpy(self.queries),
             keys=torch.from_numpy(keys),
@@ -145,14 +145,14 @@ def retrieve_users(
     tokenizer_version: str,
 ) -> Candidates:
     """``retrieve`` for the validation and the test users, each once, packed for storage."""
-    cases = {"valid": sequences.valid, "test": sequences.test}
-    found = {
-        name: retrieve(router, trie, index, c.histories, k, index.top_n, exclude_history) for name, c in cases.items()
-    }
+    stored = {}
+    for name, cases in (("valid", sequences.valid), ("test", sequences.test)):
+        found = retrieve(router, trie, index, cases.histories, k, index.top_n, exclude_history)
+        stored[name] = StoredRetrieval.pack(found, cases)  # packed at once: one split's lists in memory at a time
     return Candidates(
-        valid=StoredRetrieval.pack(found["valid"], cases["valid"]),
-        test=StoredRetrieval.pack(found["test"], cases["test"]),
-        keys=found["test"].keys.numpy().astype(np.float32, copy=False),
+        valid=stored["valid"],
+        test=stored["test"],
+        keys=found.keys.numpy().astype(np.float32, copy=False),
         item_ids=list(sequences.vocab.item_ids),
         tokenizer_version=tokenizer_version,
         k=k,
