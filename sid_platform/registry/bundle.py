@@ -17,13 +17,12 @@ import pickle
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 import polars as pl
 from mlflow.entities.model_registry import ModelVersion
@@ -37,9 +36,10 @@ from sid_platform.checkpoint import SUFFIX as CHECKPOINT_SUFFIX
 from sid_platform.checkpoint import checkpoint_kind
 from sid_platform.data.files import sha256_of
 from sid_platform.registry.tracking import Tracking, log_run
-from sid_platform.reranking.dpo import RerankerCheckpoint, rerank
+from sid_platform.reranking.dpo import RerankerCheckpoint
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
+from sid_platform.serving import RANKERS
 
 CONFIG_ARTIFACT = "config"
 MODEL_ARTIFACT_PATH = "model"
@@ -103,58 +103,6 @@ def frame_fingerprint(*frames: pl.DataFrame) -> str:
         digest.update(",".join(frame.columns).encode())
         digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def encode_histories(item_ids: list[str], histories: list[list[str]]) -> list[np.ndarray]:
-    """Item-id histories → item indices of the model's vocabulary; items it does not know are skipped."""
-    index = {item: i for i, item in enumerate(item_ids)}
-    return [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
-
-
-def rank_sasrec(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """SASRec over the full catalog: the histories' item ids in, the top-k item ids out."""
-    checkpoint = components["sasrec_model"]
-    model, item_ids = checkpoint.model(), checkpoint.item_ids
-    encoded = encode_histories(item_ids, histories)
-    top = np.argsort(-model.score(encoded), axis=1)[:, :k]
-    return [[item_ids[i] for i in row] for row in top]
-
-
-def _router_retrieval(components: Mapping[str, Any], histories: list[list[str]], k: int) -> tuple:
-    """The router's serving path for item-id histories: prefix channel ∪ ANN channel with base scores."""
-    from sid_platform.retrieval.pipeline import retrieve
-    from sid_platform.retrieval.trie import SidTrie
-
-    checkpoint = components["router_checkpoint"]
-    item_ids = checkpoint.item_ids
-    model = checkpoint.model()
-    trie = SidTrie.for_catalog(components["usid_table"], item_ids, components["codebooks"].codebook_size)
-    encoded = encode_histories(item_ids, histories)
-    found = retrieve(model, trie, components["faiss_index"], encoded, k, components["faiss_index"].top_n)
-    return found, item_ids
-
-
-def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """Hybrid candidates ranked by cosine (the base ranking)."""
-    found, item_ids = _router_retrieval(components, histories, k)
-    return [[item_ids[i] for i in row if i >= 0] for row in found.hybrid_cosine]
-
-
-def rank_router_hybrid_dpo(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """Hybrid candidates ranked by cosine, the top of the pool reordered by the bounded DPO reranker."""
-    found, item_ids = _router_retrieval(components, histories, k)
-    reranker = components["dpo_checkpoint"].model()
-    top, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, k)
-    return [[item_ids[i] for i in row if i >= 0] for row in top]
-
-
-# Serving model name (as ``evaluation`` names it) → how the bundle ranks with it. A ranking that the bundle
-# should serve is one more entry, reading its components by name.
-RANKERS: dict[str, Callable[[Mapping[str, Any], list[list[str]], int], list[list[str]]]] = {
-    "sasrec": rank_sasrec,
-    "router_hybrid_cosine": rank_router_hybrid_cosine,
-    "router_hybrid_dpo": rank_router_hybrid_dpo,
-}
 
 
 class ServableRecommender(mlflow.pyfunc.PythonModel):
