@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import numbers
 import pickle
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from typing import Protocol
 import numpy as np
 import torch
 from torch import nn
+
+from sid_platform.progress import LogLine, Progress, duration
 
 
 class ResumeFile(Protocol):
@@ -79,12 +82,16 @@ def train_with_early_stopping(
     fingerprint: str = "",
     on_epoch: Callable[[dict], None] | None = None,
     selection_name: str | None = None,
+    on_progress: LogLine | None = None,
+    name: str = "training",
 ) -> TrainingLog:
     """Train ``model`` epoch by epoch and leave it holding the best epoch's weights, in eval mode.
 
     ``selection`` names a key of ``validate``'s figures (or computes the score from them); higher is
     better. ``patience=None`` runs every epoch and still keeps the best. ``fingerprint`` identifies the
-    data and config: a resume file written for another fingerprint is ignored.
+    data and config: a resume file written for another fingerprint is ignored. ``on_progress`` receives
+    ``name``'s progress lines: the plan, epochs done of at most ``max_epochs`` with the time left (about
+    once a minute) and how training ended.
     """
     score_of = (lambda figures: figures[selection]) if isinstance(selection, str) else selection
     log = TrainingLog(selection=selection_name or (selection if isinstance(selection, str) else "score"))
@@ -102,6 +109,7 @@ def train_with_early_stopping(
             rng.bit_generator.state = meta["rng"]
         torch.set_rng_state(saved["torch_rng"])
     start = time.perf_counter() - spent
+    progress = _start_progress(on_progress, name, max_epochs, patience, max_minutes, first_epoch)
     for epoch in range(first_epoch, max_epochs):
         if patience is not None and stale >= patience:
             log.stopped_by = "patience"
@@ -123,6 +131,7 @@ def train_with_early_stopping(
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
+        progress.update(epoch + 1, f"{figures_line(figures)}; best epoch {log.best_epoch} ({log.best_score:.4f})")
         if resume is not None:
             _save_resume(resume, fingerprint, epoch, model, optimizer, best_state, stale, start, log, rng)
     else:
@@ -133,7 +142,37 @@ def train_with_early_stopping(
     log.seconds = time.perf_counter() - start
     if resume is not None:
         resume.delete()  # finished: the next run starts fresh
+    if on_progress is not None:
+        on_progress(
+            f"{name}: finished after {len(log.epochs)} epochs in {duration(log.seconds)} ({_STOPS[log.stopped_by]}); "
+            f"best epoch {log.best_epoch}, {log.selection} {log.best_score:.4f}"
+        )
     return log
+
+
+_STOPS = {"epochs": "every epoch ran", "patience": "stopped by patience", "max_minutes": "stopped by the time cap"}
+
+
+def _start_progress(
+    on_progress: LogLine | None,
+    name: str,
+    max_epochs: int,
+    patience: int | None,
+    max_minutes: float | None,
+    first_epoch: int,
+) -> Progress:
+    """Say the plan (the epoch cap, the patience) and count epochs; the estimate is an upper bound under early stopping."""
+    stops = [f"patience {patience}"] if patience is not None else []
+    stops += [f"at most {max_minutes:g} minutes"] if max_minutes is not None else []
+    if on_progress is not None:
+        resumed = f", resuming after epoch {first_epoch - 1}" if first_epoch else ""
+        on_progress(f"{name}: up to {max_epochs} epochs{', ' + ', '.join(stops) if stops else ''}{resumed}")
+    return Progress(name, max_epochs, on_progress, unit="epochs", done=first_epoch, at_most=bool(stops))
+
+
+def figures_line(figures: dict) -> str:
+    """An epoch's numeric figures as ``name value`` pairs, four significant digits."""
+    return ", ".join(f"{key} {value:.4g}" for key, value in figures.items() if isinstance(value, numbers.Real))
 
 
 def _save_resume(

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from sid_platform import progress as progress_module
 from sid_platform.storage import LocalBlobStore, StoredFile
 from sid_platform.training import TrainingLog, train_with_early_stopping
 
@@ -100,11 +101,11 @@ def toy_training(seed: int = 0):
     return model, opt, rng, run_epoch, validate
 
 
-def train(resume=None, fingerprint: str = "data-v1", on_epoch=None) -> tuple[nn.Module, TrainingLog]:
+def train(resume=None, fingerprint: str = "data-v1", on_epoch=None, on_progress=None) -> tuple[nn.Module, TrainingLog]:
     model, opt, rng, run_epoch, validate = toy_training()
     log = train_with_early_stopping(
         model, opt, run_epoch, validate, "valid_neg_mse", max_epochs=6, patience=3, rng=rng,
-        resume=resume, fingerprint=fingerprint, on_epoch=on_epoch,
+        resume=resume, fingerprint=fingerprint, on_epoch=on_epoch, on_progress=on_progress, name="toy",
     )  # fmt: skip
     return model, log
 
@@ -165,3 +166,47 @@ def test_the_resume_file_loads_weights_only_and_never_runs_code():
     resume.write(buffer.getvalue())
     _, log = train(resume)
     assert log.resumed_from_epoch is None and EXECUTED == []
+
+
+class FakeTime:
+    """Stands in for the ``time`` module of ``sid_platform.progress``: the test moves ``now``."""
+
+    now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_progress_lines_give_the_plan_epochs_done_of_the_cap_the_time_left_and_the_end(monkeypatch):
+    clock = FakeTime()
+    monkeypatch.setattr(progress_module, "time", clock)
+    model, run_epoch, validate, _ = scripted([0.1, 0.5, 0.3, 0.2, 0.9, 0.9])
+
+    def thirty_seconds(epoch: int) -> dict[str, float]:
+        clock.now += 30
+        return run_epoch(epoch)
+
+    lines: list[str] = []
+    train_with_early_stopping(
+        model, None, thirty_seconds, validate, "valid_score", max_epochs=6, patience=2,
+        on_progress=lines.append, name="toy",
+    )  # fmt: skip
+    assert lines[0] == "toy: up to 6 epochs, patience 2"
+    # Ten seconds in (after the first epoch), then a minute later; the estimate is an upper bound under patience.
+    assert lines[1].startswith("toy: 1/6 epochs, 30.0 s/epoch, 30s elapsed, ETA at most 2m30s; loss ")
+    assert "valid_score 0.1" in lines[1] and lines[1].endswith("best epoch 0 (0.1000)")
+    assert lines[2].startswith("toy: 3/6 epochs, 30.0 s/epoch, 1m30s elapsed, ETA at most 1m30s; ")
+    assert lines[3].startswith("toy: finished after 4 epochs in ") and lines[3].endswith(
+        "(stopped by patience); best epoch 1, valid_score 0.5000"
+    )
+    assert len(lines) == 4
+
+
+def test_a_resumed_run_says_where_it_resumes():
+    resume = MemoryFile()
+    with pytest.raises(KeyboardInterrupt):
+        train(resume, on_epoch=crash_at(2))
+    lines: list[str] = []
+    train(resume, on_progress=lines.append)
+    assert lines[0] == "toy: up to 6 epochs, patience 3, resuming after epoch 1"
+    assert lines[-1].startswith("toy: finished after ")
