@@ -53,9 +53,7 @@ def sasrec_model(
         len(sequences.vocab),
         SASRecConfig(**config.model_dump()),
         exclude_history=evaluation_protocol.exclude_history,
-        on_epoch=lambda e: context.log.info(
-            f"sasrec epoch {e['epoch']}: loss {e['loss']:.4f}, valid R@10 {e['valid_recall@10']:.4f}, {e['seconds']:.0f}s"
-        ),
+        on_progress=context.log.info,
     )
     figures = {
         "best_epoch": log.best_epoch,

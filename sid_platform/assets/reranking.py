@@ -57,7 +57,9 @@ def dpo_checkpoint(
     candidates.check(max(evaluation_protocol.ks), evaluation_protocol.exclude_history)
     sequences, cfg = user_sequences, RerankerConfig(**config.model_dump())
     valid, test = candidates.retrieval("valid", sequences.valid), candidates.retrieval("test", sequences.test)
-    study = run_study(valid, test, valid.keys, sequences.valid, sequences.test, cfg, candidates.exclude_history)
+    study = run_study(
+        valid, test, valid.keys, sequences.valid, sequences.test, cfg, candidates.exclude_history, context.log.info
+    )
     rows, channels, version = with_deltas(study.table), candidates.test.report, candidates.tokenizer_version
     utilization = load_codebooks(codebooks).utilization(usid_table)
     table = study_report(rows, utilization, channels)

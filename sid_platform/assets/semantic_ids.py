@@ -41,17 +41,11 @@ def item_embeddings(
     item_catalog: pl.DataFrame,
     user_sequences: UserSequences,
 ) -> Output[ItemEmbeddings]:
-    vocab, train = user_sequences.vocab, user_sequences.train
+    train = user_sequences.train
     spec = EmbeddingSpec(
         **{**config.model_dump(), "encoders": tuple(config.encoders), "weights": tuple(config.weights)}
     )
-    step = max(len(vocab) // 10, 1)
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done // step != (done - config.batch_size) // step:
-            context.log.info(f"embedded {done}/{total} items")
-
-    result = embed_items(item_catalog, train, spec, data_home() / "embedding_cache", progress)
+    result = embed_items(item_catalog, train, spec, data_home() / "embedding_cache", context.log.info)
     stats = {
         f"{name}_{key}": round(value, 1) if isinstance(value, float) else value
         for name, stat in result.stats.items()
@@ -85,7 +79,7 @@ def codebooks(
     item_catalog: pl.DataFrame,
 ) -> Output[CodebooksCheckpoint]:
     tokenizer = config.build()
-    log = tokenizer.fit(item_embeddings.vectors, item_catalog["categories"].to_list())
+    log = tokenizer.fit(item_embeddings.vectors, item_catalog["categories"].to_list(), context.log.info)
     codes = tokenizer.encode(item_embeddings.vectors)
     checkpoint = CodebooksCheckpoint.of(tokenizer, item_embeddings.version, log)
     utilization = utilization_per_level(codes, config.codebook_size)

@@ -19,6 +19,7 @@ from torch import nn
 from sid_platform.checkpoint import load_checkpoint, save_checkpoint
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import rank_with_scorer, recall_at_k
+from sid_platform.progress import LogLine
 from sid_platform.sequences import length_bucketed_batches, pad_left
 from sid_platform.training import TrainingLog, train_with_early_stopping
 
@@ -101,8 +102,12 @@ def train_sasrec(
     cfg: SASRecConfig,
     exclude_history: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
+    on_progress: LogLine | None = None,
 ) -> tuple[SASRec, TrainingLog]:
-    """Train on every position of each user's training sequence; keep the best epoch on validation R@10."""
+    """Train on every position of each user's training sequence; keep the best epoch on validation R@10.
+
+    ``on_progress`` receives the epoch progress lines (epochs done, time left).
+    """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = SASRec(n_items, cfg)
@@ -143,6 +148,8 @@ def train_sasrec(
         patience=cfg.patience,
         rng=rng,
         on_epoch=on_epoch,
+        on_progress=on_progress,
+        name="sasrec",
     )
     return model, log
 

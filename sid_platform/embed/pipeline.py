@@ -17,9 +17,10 @@ import polars as pl
 
 from sid_platform.embed.cache import EmbeddingCache, EmbedStats, embed_with_cache
 from sid_platform.embed.collaborative import collaborative_item_vectors
-from sid_platform.embed.encoders import Progress, build_encoder
+from sid_platform.embed.encoders import build_encoder
 from sid_platform.embed.fusion import fuse
 from sid_platform.embed.text import DEFAULT_TEMPLATE, item_texts
+from sid_platform.progress import LogLine, Progress
 
 ENCODERS = ("auto", "minilm", "t5", "clip", "collaborative")
 
@@ -71,8 +72,10 @@ def embed_items(
     train_sequences: Sequence[np.ndarray],
     spec: EmbeddingSpec,
     cache_dir: Path,
-    progress: Progress | None = None,
+    on_progress: LogLine | None = None,
 ) -> ItemEmbeddings:
+    """One vector per catalog row; ``on_progress`` receives each encoder's progress lines (items encoded,
+    items per second, time left) and what came from the cache."""
     names = resolve_encoders(spec, items)
     texts = item_texts(items, spec.template)
     cache = EmbeddingCache(cache_dir)
@@ -85,7 +88,14 @@ def embed_items(
         path = spec.t5_path if name == "t5" else spec.clip_path if name == "clip" else None
         encoder = build_encoder(name, path)
         images = _image_paths(items, spec.image_root) if name == "clip" else None
-        vectors, stat = embed_with_cache(encoder, texts, cache, spec.batch_size, progress, image_paths=images)
+        progress = Progress(f"embedding ({name})", len(texts), on_progress, unit="items")
+        # The encoders count (done, total) of the items not in the cache.
+        vectors, stat = embed_with_cache(encoder, texts, cache, spec.batch_size, progress.tick, image_paths=images)
+        if on_progress is not None:
+            on_progress(
+                f"embedding ({name}): {stat.total} items, {stat.from_cache} from the cache, {stat.encoded} encoded "
+                f"in {stat.seconds:.1f}s"
+            )
         parts.append(vectors)
         stats[name] = stat
         identities.append(encoder.identity)

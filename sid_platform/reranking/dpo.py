@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from sid_platform.checkpoint import load_checkpoint, save_checkpoint
+from sid_platform.progress import LogLine
 from sid_platform.training import TrainingLog, train_with_early_stopping
 
 NEGATIVE_KINDS = ("hard", "random")
@@ -148,8 +149,13 @@ def train_reranker(
     valid_pairs: PreferencePairs,
     cfg: RerankerConfig,
     on_epoch: Callable[[dict], None] | None = None,
+    on_progress: LogLine | None = None,
+    name: str = "reranker",
 ) -> tuple[Reranker, TrainingLog]:
-    """DPO over the pairs for every epoch (no patience); keeps the epoch with the best validation preference accuracy."""
+    """DPO over the pairs for every epoch (no patience); keeps the epoch with the best validation preference accuracy.
+
+    ``on_progress`` receives the epoch progress lines under ``name``.
+    """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = Reranker(keys.shape[1], cfg)
@@ -176,7 +182,16 @@ def train_reranker(
         }
 
     log = train_with_early_stopping(
-        model, opt, run_epoch, validate, "valid_accuracy", max_epochs=cfg.epochs, rng=rng, on_epoch=on_epoch
+        model,
+        opt,
+        run_epoch,
+        validate,
+        "valid_accuracy",
+        max_epochs=cfg.epochs,
+        rng=rng,
+        on_epoch=on_epoch,
+        on_progress=on_progress,
+        name=name,
     )
     return model, log
 
@@ -189,11 +204,12 @@ def rerank(
     candidates: Sequence[np.ndarray],
     base_scores: Sequence[np.ndarray],
     k: int,
+    on_users: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Reorder each user's top ``pool_size`` candidates by ``base + correction``; the rest follow by base score.
 
     Returns the top ``k`` [users, k] and each user's full reordered candidate list: the same items as
-    ``candidates``, only in another order.
+    ``candidates``, only in another order. ``on_users`` is called with the number of users done (progress).
     """
     pool_size = model.cfg.pool_size
     ranked = np.full((len(candidates), k), -1, dtype=np.int64)
@@ -207,6 +223,8 @@ def rerank(
         order = np.concatenate([pool[np.argsort(-score.numpy(), kind="stable")], rest])
         orders.append(items[order])
         ranked[row, : min(k, len(order))] = items[order[:k]]
+        if on_users is not None:
+            on_users(row + 1)
     return ranked, orders
 
 

@@ -8,6 +8,7 @@ same gains on the next interaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import candidates_per_user, coverage, ranking_metrics
 from sid_platform.evaluation.report import markdown_table
+from sid_platform.progress import LogLine, Progress, duration
 from sid_platform.reranking.dpo import (
     Reranker,
     RerankerCheckpoint,
@@ -67,16 +69,19 @@ def candidate_pools(found: Retrieval, pool_size: int) -> np.ndarray:
 
 def reranked_metrics(
     model: Reranker | None, found: Retrieval, keys: torch.Tensor, cases: EvalCases, rows: np.ndarray,
-    exclude_history: bool,
+    exclude_history: bool, on_users: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, float], list[np.ndarray]]:  # fmt: skip
-    """Ranking metrics of ``rows`` (users) after reranking (``model=None``: the base ranking), and their candidates."""
+    """Ranking metrics of ``rows`` (users) after reranking (``model=None``: the base ranking), and their candidates.
+
+    ``on_users`` is called with the number of users reranked so far (progress).
+    """
     candidates = [found.candidates[r] for r in rows]
     if model is None:
         return ranking_metrics(found.hybrid_cosine[rows], cases.targets[rows], KS), candidates
     histories = [cases.histories[r] for r in rows]
     base = [found.base_scores[r] for r in rows]
     depth = ranking_depth(max(KS), histories, exclude_history)
-    top, order = rerank(model, found.queries[torch.from_numpy(rows)], keys, candidates, base, depth)
+    top, order = rerank(model, found.queries[torch.from_numpy(rows)], keys, candidates, base, depth, on_users)
     if exclude_history:
         top = exclude_seen(top, histories, max(KS))
     return ranking_metrics(top[:, : max(KS)], cases.targets[rows], KS), order
@@ -100,8 +105,14 @@ def run_study(
     test: EvalCases,
     cfg: RerankerConfig,
     exclude_history: bool = False,
+    on_progress: LogLine | None = None,
 ) -> StudyResult:
-    """Train bounded/hard (the model), unbounded/hard and bounded/random on the same pairs budget and steps."""
+    """Train bounded/hard (the model), unbounded/hard and bounded/random on the same pairs budget and steps.
+
+    ``on_progress`` receives a line as each variant starts (with the study's time left), its epoch lines and
+    its reranking progress.
+    """
+    say = on_progress if on_progress is not None else lambda line: None
     rng = np.random.default_rng(cfg.seed)
     n_items = keys.shape[0]
     holdout = rng.random(len(valid)) < cfg.holdout_share
@@ -115,23 +126,43 @@ def run_study(
     held = np.flatnonzero(holdout)
     table, curves, main = [], {}, None
     groups = {VALIDATION: (found_valid, valid, held), TEST: (found_test, test, all_test)}
+    say(
+        f"DPO study: {len(VARIANTS)} variants on {len(hard_pairs)} hard and {len(random_pairs)} random preference "
+        f"pairs of {len(valid)} validation users ({len(held)} held out), measured on them and {len(test)} test users"
+    )
+    study = Progress("DPO study", len(VARIANTS), None, unit="variants")  # counts; the lines are the variants'
     for users, (found, cases, rows) in groups.items():
         metrics, order = reranked_metrics(None, found, keys, cases, rows, exclude_history)
         table.append(_row(BASE.label, users.label, metrics, order, cases.targets[rows], None))
-    for name, changes in VARIANTS.items():
+    for number, (name, changes) in enumerate(VARIANTS.items(), start=1):
         variant = replace(cfg, **changes)
         pairs = random_pairs if variant.negatives == "random" else hard_pairs
         train = pairs.subset(~holdout[pairs.user])
-        model, log = train_reranker(queries, keys, train, valid_hard, variant)
+        say(f"DPO study, variant {number}/{len(VARIANTS)}: {name.label}, {len(train)} training pairs; {_timing(study)}")
+        model, log = train_reranker(
+            queries, keys, train, valid_hard, variant, on_progress=on_progress, name=f"reranker ({name.label})"
+        )
         curves[name.label] = log.epochs
         accuracy = preference_accuracy(model, queries, keys, valid_hard)
+        reranking = Progress(f"DPO study, {name.label}: reranking", len(held) + len(test), on_progress, unit="users")
+        offset = 0
         for users, (found, cases, rows) in groups.items():
-            metrics, order = reranked_metrics(model, found, keys, cases, rows, exclude_history)
+            on_users = reranking.shifted(offset)
+            metrics, order = reranked_metrics(model, found, keys, cases, rows, exclude_history, on_users)
             table.append(_row(name.label, users.label, metrics, order, cases.targets[rows], accuracy))
+            offset += len(rows)
         if name == SERVED:
             main = (model, log)
+        study.update(number)
+    say(f"DPO study: {len(VARIANTS)} variants trained and measured in {duration(study.elapsed())}")
     assert main is not None
     return StudyResult(main[0], main[1], table, curves, int(holdout.sum()), int((~holdout).sum()))
+
+
+def _timing(progress: Progress) -> str:
+    """Time spent so far and, once a unit is done, the time left at that pace."""
+    eta = progress.eta()
+    return f"{duration(progress.elapsed())} elapsed" + (f", ETA {duration(eta)}" if eta is not None else "")
 
 
 def _row(

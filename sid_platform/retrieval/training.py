@@ -17,6 +17,7 @@ import torch
 
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import recall_at_k, top_k_from_scores
+from sid_platform.progress import LogLine
 from sid_platform.retrieval.beam_search import constrained_beam_search
 from sid_platform.retrieval.router import RouterConfig, SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
@@ -82,8 +83,12 @@ def train_router(
     exclude_history: bool = False,
     resume: ResumeFile | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    on_progress: LogLine | None = None,
 ) -> tuple[SemanticRouter, TrainingLog]:
-    """Train on all positions; keep the epoch best on ``SELECTION``; resume from ``resume`` if it matches."""
+    """Train on all positions; keep the epoch best on ``SELECTION``; resume from ``resume`` if it matches.
+
+    ``on_progress`` receives the epoch progress lines (epochs done, time left).
+    """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     sids_t = torch.from_numpy(np.asarray(item_sids, dtype=np.int64))
@@ -135,5 +140,7 @@ def train_router(
         # Same data, config and codebooks → same fingerprint: a file left by another run is ignored.
         fingerprint=_fingerprint(cfg, sids_t, train_sequences),
         on_epoch=on_epoch,
+        on_progress=on_progress,
+        name="router",
     )
     return model, log

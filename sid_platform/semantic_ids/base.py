@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from sid_platform.progress import LogLine
 from sid_platform.training import TrainingLog
 
 Categories = Sequence[Sequence[str] | None]
@@ -28,8 +29,13 @@ class SemanticTokenizer(Protocol):
     levels: int
     codebook_size: int
 
-    def fit(self, embeddings: np.ndarray, categories: Categories | None = None) -> TrainingLog:
-        """Train from scratch; the log holds one record per epoch (RQ-VAE) or per level (RQ-KMeans)."""
+    def fit(
+        self, embeddings: np.ndarray, categories: Categories | None = None, on_progress: LogLine | None = None
+    ) -> TrainingLog:
+        """Train from scratch; the log holds one record per epoch (RQ-VAE) or per level (RQ-KMeans).
+
+        ``on_progress`` receives progress lines (epochs or levels done, time left).
+        """
         ...
 
     def encode(self, embeddings: np.ndarray) -> np.ndarray:

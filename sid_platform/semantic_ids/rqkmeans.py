@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 import torch
 
+from sid_platform.progress import LogLine, Progress
 from sid_platform.semantic_ids.base import Categories, as_float32
 from sid_platform.training import TrainingLog
 
@@ -50,12 +51,20 @@ def residual_assign(x: np.ndarray, codebooks: np.ndarray) -> tuple[np.ndarray, n
 
 
 def residual_kmeans(
-    x: np.ndarray, levels: int, codebook_size: int, niter: int, seed: int
+    x: np.ndarray,
+    levels: int,
+    codebook_size: int,
+    niter: int,
+    seed: int,
+    on_progress: LogLine | None = None,
+    phase: str = "residual k-means",
 ) -> tuple[np.ndarray, list[dict]]:
     """Codebooks [levels, K, d] from faiss k-means on the residuals each previous level leaves.
 
-    Also returns, per level, the mean squared residual after it and the share of codes in use.
+    Also returns, per level, the mean squared residual after it and the share of codes in use;
+    ``on_progress`` receives ``phase``'s progress lines (levels done, time left).
     """
+    progress = Progress(phase, levels, on_progress, unit="levels")
     if len(x) < codebook_size:
         raise ValueError(f"{len(x)} items cannot fill a codebook of {codebook_size} codes; lower codebook_size")
     residual = np.ascontiguousarray(x, dtype=np.float32).copy()
@@ -74,6 +83,7 @@ def residual_kmeans(
                 "utilization": len(np.unique(codes)) / codebook_size,
             }
         )
+        progress.update(level + 1, f"level {level + 1} uses {stats[-1]['utilization']:.0%} of its codes")
     return codebooks, stats
 
 
@@ -100,11 +110,15 @@ class RQKMeansTokenizer:
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         return x
 
-    def fit(self, embeddings: np.ndarray, categories: Categories | None = None) -> TrainingLog:
+    def fit(
+        self, embeddings: np.ndarray, categories: Categories | None = None, on_progress: LogLine | None = None
+    ) -> TrainingLog:
         start = time.perf_counter()
         cfg = self.config
         x = self._prepare(embeddings)
-        self.codebooks, stats = residual_kmeans(x, cfg.levels, cfg.codebook_size, cfg.niter, cfg.seed)
+        self.codebooks, stats = residual_kmeans(
+            x, cfg.levels, cfg.codebook_size, cfg.niter, cfg.seed, on_progress, "codebooks (rq-kmeans)"
+        )
         return TrainingLog(epochs=stats, seconds=time.perf_counter() - start)  # one record per level
 
     def encode(self, embeddings: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sid_platform.progress import LogLine, Progress
 from sid_platform.semantic_ids.base import Categories, as_float32
 from sid_platform.semantic_ids.rqkmeans import residual_kmeans
 from sid_platform.semantic_ids.taxonomy import Taxonomy, hierarchical_batches, pair_weights
@@ -174,9 +175,13 @@ class RQVAETokenizer:
         self,
         embeddings: np.ndarray,
         categories: Categories | None = None,
+        on_progress: LogLine | None = None,
         on_epoch: Callable[[dict], None] | None = None,
     ) -> TrainingLog:
-        """Train from scratch; ``categories`` is read only when ``taxonomy_weight`` > 0."""
+        """Train from scratch; ``categories`` is read only when ``taxonomy_weight`` > 0.
+
+        ``on_progress`` receives the k-means init's and the epochs' progress lines (time left, utilization).
+        """
         cfg = self.config
         start = time.perf_counter()
         raw = torch.from_numpy(as_float32(embeddings))
@@ -197,12 +202,19 @@ class RQVAETokenizer:
         x = model.standardize(raw)
         if cfg.init == "kmeans":
             codebooks, _ = residual_kmeans(
-                model.latent(x).numpy(), cfg.levels, cfg.codebook_size, cfg.kmeans_niter, cfg.seed
+                model.latent(x).numpy(),
+                cfg.levels,
+                cfg.codebook_size,
+                cfg.kmeans_niter,
+                cfg.seed,
+                on_progress,
+                "codebooks (rq-vae): k-means init",
             )
             with torch.no_grad():
                 model.codebooks.copy_(torch.from_numpy(codebooks))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         log = TrainingLog()
+        progress = Progress("codebooks (rq-vae)", cfg.epochs, on_progress, unit="epochs")
         for epoch in range(cfg.epochs):
             model.train()
             sums = {"loss": 0.0, "recon": 0.0, "rq": 0.0, "contrastive": 0.0}
@@ -224,6 +236,10 @@ class RQVAETokenizer:
             log.epochs.append(entry)
             if on_epoch:
                 on_epoch(entry)
+            usage = ", ".join(f"{u:.0%}" for u in entry["utilization"])
+            progress.update(
+                epoch + 1, f"loss {entry['loss']:.4g}, recon_mse {entry['recon_mse']:.4g}, codes used {usage}"
+            )
         model.eval()
         self.model = model
         log.seconds = time.perf_counter() - start

@@ -21,8 +21,11 @@ def test_popularity_counts_training_items():
 def test_sasrec_learns_the_generator_sequences_and_checkpoint_round_trips(synthetic, tmp_path: Path):
     vocab = ItemVocab.from_catalog(synthetic.items)
     seqs = UserSequences.from_splits(leave_one_out(synthetic.interactions), vocab)
-    model, log = train_sasrec(seqs.train, seqs.valid, len(vocab), FAST)
+    lines: list[str] = []
+    model, log = train_sasrec(seqs.train, seqs.valid, len(vocab), FAST, on_progress=lines.append)
     assert log.best_score == max(log.curve("valid_recall@10")) and log.selection == "valid_recall@10"
+    assert lines[0] == f"sasrec: up to {FAST.epochs} epochs, patience {FAST.patience}"
+    assert lines[-1].startswith(f"sasrec: finished after {len(log.epochs)} epochs")
     popularity = PopularityModel.fit(seqs.train, len(vocab))
     saved = SASRecCheckpoint.of(model, vocab.item_ids, log).save(tmp_path / "sasrec.safetensors")
     checkpoint = SASRecCheckpoint.load(saved)

@@ -73,8 +73,15 @@ def test_the_study_has_a_base_row_and_one_row_per_variant_for_each_user_group(st
             row = rows[(name.label, users.label)]
             assert (row["coverage"], row["candidates_per_user"]) == (base["coverage"], base["candidates_per_user"])
             assert row["valid_preference_accuracy"] is not None and base["valid_preference_accuracy"] is None
-    again = run_study(found_valid, found_test, keys, valid, test, CFG)
-    assert again.table == study.table  # seeded: the same study twice
+    lines: list[str] = []
+    again = run_study(found_valid, found_test, keys, valid, test, CFG, on_progress=lines.append)
+    assert again.table == study.table  # seeded, and reporting progress changes nothing: the same study twice
+    starts = [line for line in lines if line.startswith("DPO study, variant")]
+    assert [line.split(", ")[1].split(":")[0] for line in starts] == ["variant 1/3", "variant 2/3", "variant 3/3"]
+    assert starts[1].startswith("DPO study, variant 2/3: unbounded, hard negatives, ") and "elapsed" in starts[1]
+    assert sum(line.startswith("reranker (bounded, random negatives): finished after 3 epochs") for line in lines) == 1
+    assert sum(line.startswith("DPO study, bounded, hard negatives: reranking: ") for line in lines) == 1
+    assert lines[0].startswith("DPO study: 3 variants on ") and lines[-1].startswith("DPO study: 3 variants trained")
 
 
 def test_the_served_rows_are_the_served_models_ranking(study_inputs):

@@ -32,8 +32,12 @@ def setup(synthetic):
 
 def test_the_router_learns_and_beats_chance(setup):
     sequences, trie, sids = setup
-    model, log = train_router(sequences.train, sequences.valid, trie, sids, CFG)
+    lines: list[str] = []
+    model, log = train_router(sequences.train, sequences.valid, trie, sids, CFG, on_progress=lines.append)
     assert log.epochs[-1]["loss"] < log.epochs[0]["loss"]
+    assert lines[0] == f"router: up to {CFG.epochs} epochs, patience {CFG.patience}"
+    assert lines[-2].startswith(f"router: {CFG.epochs}/{CFG.epochs} epochs") and "valid_recall@10_cosine" in lines[-2]
+    assert lines[-1].startswith(f"router: finished after {CFG.epochs} epochs")
     states = model.user_states(sequences.test.histories)
     beams = constrained_beam_search(model, states, trie, beam_size=10)
     chance = 10 / len(sids)

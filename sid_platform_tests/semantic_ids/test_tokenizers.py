@@ -28,6 +28,16 @@ def trained_rqvae(tree) -> tuple[RQVAETokenizer, list[dict]]:
     return tokenizer, tokenizer.fit(tree.embeddings).epochs
 
 
+def test_both_tokenizers_report_their_progress(tree):
+    lines: list[str] = []
+    RQVAETokenizer(replace(SMALL, epochs=2)).fit(tree.embeddings, on_progress=lines.append)
+    assert lines[0].startswith("codebooks (rq-vae): k-means init: 3/3 levels")
+    assert lines[-1].startswith("codebooks (rq-vae): 2/2 epochs") and "codes used" in lines[-1]
+    lines.clear()
+    RQKMeansTokenizer(RQKMeansConfig(levels=2, codebook_size=8)).fit(tree.embeddings, on_progress=lines.append)
+    assert len(lines) == 1 and lines[0].startswith("codebooks (rq-kmeans): 2/2 levels")
+
+
 def test_rqvae_reconstruction_error_falls_over_training(trained_rqvae, tree):
     tokenizer, entries = trained_rqvae
     assert len(entries) == SMALL.epochs
