@@ -42,14 +42,6 @@ ROUTER_REPORT = EpochReport(
 )
 
 
-def router_epoch_line(e: dict) -> str:
-    return (
-        f"router epoch {e['epoch']}: loss {e['loss']:.3f} (generative {e['generative_loss']:.3f}, "
-        f"ann {e['ann_loss']:.3f}), valid R@10 generative {e['valid_recall@10_generative']:.4f} "
-        f"cosine {e['valid_recall@10_cosine']:.4f}, {e['seconds']:.0f}s"
-    )
-
-
 @asset(
     group_name=GROUP,
     description="The router: a transformer that writes the next item's Semantic ID (plus an ANN query head); "
@@ -78,7 +70,7 @@ def router_checkpoint(
         exclude_history=evaluation_protocol.exclude_history,
         # Same data, config and codebooks → same file: a crashed run resumes at its last finished epoch.
         resume=storage.file(f"checkpoints/router_{stored.version}.resume.pt"),
-        on_epoch=lambda e: context.log.info(router_epoch_line(e)),
+        on_progress=context.log.info,
     )
     best = log.best
     figures = {
@@ -125,6 +117,7 @@ def faiss_index(config: FaissIndexConfig, router_checkpoint: RouterCheckpoint) -
     "the generative and hybrid rankings, query vectors, channel coverage and per-stage timings.",
 )
 def candidates(
+    context: AssetExecutionContext,
     evaluation_protocol: EvaluationProtocol,
     user_sequences: UserSequences,
     codebooks: CodebooksCheckpoint,
@@ -136,7 +129,9 @@ def candidates(
     router = load_router(router_checkpoint, user_sequences.vocab.item_ids, stored.version)
     trie = stored.trie(usid_table, router.item_ids)
     k, exclude = max(evaluation_protocol.ks), evaluation_protocol.exclude_history
-    found = retrieve_users(router.model, trie, faiss_index, user_sequences, k, exclude, router.tokenizer_version)
+    found = retrieve_users(
+        router.model, trie, faiss_index, user_sequences, k, exclude, router.tokenizer_version, context.log.info
+    )
     test, users = found.test, max(len(found.test), 1)
     return Output(
         found,

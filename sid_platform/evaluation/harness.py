@@ -9,6 +9,7 @@ import numpy as np
 
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import DEFAULT_KS, rank_with_scorer, ranking_metrics
+from sid_platform.progress import LogLine, Progress
 
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]  # histories -> [users, n_items] scores
 
@@ -44,11 +45,21 @@ class EvaluationResult:
 
 
 def evaluate_scorers(
-    scorers: dict[str, Scorer], cases: EvalCases, n_items: int, protocol: Protocol
+    scorers: dict[str, Scorer],
+    cases: EvalCases,
+    n_items: int,
+    protocol: Protocol,
+    on_progress: LogLine | None = None,
 ) -> EvaluationResult:
-    """Every scorer ranks the whole catalog for every case; the same metric code measures them all."""
+    """Every scorer ranks the whole catalog for every case; the same metric code measures them all.
+
+    ``on_progress`` receives each scorer's progress lines (users scored, time left).
+    """
     result = EvaluationResult(protocol=protocol, users=len(cases), n_items=n_items)
     for name, scorer in scorers.items():
-        ranked = rank_with_scorer(scorer, cases.histories, max(protocol.ks), protocol.exclude_history)
+        progress = Progress(f"evaluation ({protocol.split} users): {name}", len(cases), on_progress, unit="users")
+        ranked = rank_with_scorer(
+            scorer, cases.histories, max(protocol.ks), protocol.exclude_history, on_users=progress.update
+        )
         result.metrics[name] = ranking_metrics(ranked, cases.targets, protocol.ks)
     return result

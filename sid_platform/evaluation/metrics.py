@@ -99,11 +99,17 @@ def rank_with_scorer(
     k: int,
     exclude_history: bool,
     batch_size: int = 1024,
+    on_users: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Full-catalog top-``k`` for a model that scores every item, in batches to bound memory."""
+    """Full-catalog top-``k`` for a model that scores every item, in batches to bound memory.
+
+    ``on_users`` is called after each batch with the number of users ranked so far (progress).
+    """
     out = []
     for start in range(0, len(histories), batch_size):
         batch = histories[start : start + batch_size]
         scores = score_batch(batch)
         out.append(top_k_from_scores(scores, k, batch if exclude_history else None))
+        if on_users is not None:
+            on_users(start + len(batch))
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)

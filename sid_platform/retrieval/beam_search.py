@@ -15,6 +15,8 @@ import torch
 from sid_platform.retrieval.router import SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
 
+BEAM_CHUNK = 512  # users searched per tensor pass
+
 
 @dataclass
 class BeamResult:
@@ -32,7 +34,7 @@ def constrained_beam_search(
     beam_size: int,
     prefix_depth: int = 0,
     n_prefixes: int = 0,
-    batch_size: int = 512,
+    batch_size: int = BEAM_CHUNK,
 ) -> BeamResult:
     """Top ``beam_size`` full IDs per user, and the top ``n_prefixes`` prefixes of length ``prefix_depth``.
 

@@ -1,22 +1,32 @@
 """Serving path for a batch of users: router states → beam search (generative ranking and top prefixes)
 → prefix channel ∪ ANN channel → cosine ranking of the union. Timed per stage, so the benchmark and the
-evaluation report the same costs."""
+evaluation report the same costs.
+
+Every user's result depends on that user alone, except for two things computed once for all users: the
+router's states (batched by history length across all users, and padding changes a state) and the ANN
+search (FAISS's exact search takes another code path for a handful of queries). Beam search, the union and
+the ranking then run in user batches (a multiple of the beam search's own chunk), so a long retrieval
+reports its progress and gives exactly the result of one call.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from sid_platform.progress import LogLine, Progress
 from sid_platform.retrieval.ann import AnnIndex
-from sid_platform.retrieval.beam_search import constrained_beam_search
+from sid_platform.retrieval.beam_search import BEAM_CHUNK, constrained_beam_search
 from sid_platform.retrieval.candidates import hybrid_candidates, prefix_channel, rank_candidates
 from sid_platform.retrieval.router import SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
 from sid_platform.sequences import exclude_seen, ranking_depth
+
+USER_BATCH = 4 * BEAM_CHUNK  # users per progress step; a multiple of the beam search's chunk keeps its batches
 
 
 @dataclass
@@ -41,35 +51,84 @@ def retrieve(
     k: int,
     ann_top_n: int,
     exclude_history: bool = False,
+    on_progress: LogLine | None = None,
+    phase: str = "retrieval",
+    batch_size: int = USER_BATCH,
 ) -> Retrieval:
-    """Both rankings and both channels for every history; ``exclude_history`` drops seen items from rankings."""
-    cfg = model.cfg
+    """Both rankings and both channels for every history; ``exclude_history`` drops seen items from rankings.
+
+    ``on_progress`` receives ``phase``'s progress lines (users done, users per second, time left).
+    """
+    if batch_size % BEAM_CHUNK:
+        raise ValueError(f"batch_size must be a multiple of {BEAM_CHUNK}, the beam search's chunk; got {batch_size}")
     clock = time.perf_counter()
-    seconds: dict[str, float] = {}
+    seconds = dict.fromkeys(("encode", "beam_search", "ann_search", "union", "rank"), 0.0)
 
     def lap(name: str) -> None:
         nonlocal clock
         now = time.perf_counter()
-        seconds[name] = now - clock
+        seconds[name] += now - clock
         clock = now
 
     states = model.user_states(histories)
     lap("encode")
-    beam = max(cfg.beam_size, k)
-    beams = constrained_beam_search(model, states, trie, beam, cfg.prefix_depth, cfg.n_prefixes)
-    lap("beam_search")
     queries = model.user_queries(states)
     _, ann_items = index.search(queries.numpy(), ann_top_n)
     lap("ann_search")
+    keys = model.item_keys()
+    depth = ranking_depth(k, histories, exclude_history)  # over all users, as one call would rank
+    lap("rank")
+    progress = Progress(phase, len(histories), on_progress, unit="users")
+    parts = []
+    for start in range(0, max(len(histories), 1), batch_size):  # one (empty) batch for no users, as before
+        rows = slice(start, start + batch_size)
+        part = _retrieve_batch(model, trie, states[rows], queries[rows], ann_items[rows], keys, k, depth, lap)
+        if exclude_history:
+            part["hybrid"] = exclude_seen(part["hybrid"], histories[rows], k)
+            part["generative"] = exclude_seen(part["generative"], histories[rows], k)
+        lap("rank")
+        parts.append(part)
+        progress.update(min(start + batch_size, len(histories)))
+    joined = {key: [row for part in parts for row in part[key]] for key in ("prefix", "ann", "candidates", "base")}
+    generative, hybrid = (np.concatenate([part[key] for part in parts]) for key in ("generative", "hybrid"))
+    return Retrieval(
+        generative[:, :k],
+        hybrid[:, :k],
+        joined["prefix"],
+        joined["ann"],
+        joined["candidates"],
+        joined["base"],
+        queries,
+        keys,
+        seconds,
+    )
+
+
+def _retrieve_batch(
+    model: SemanticRouter,
+    trie: SidTrie,
+    states: torch.Tensor,
+    queries: torch.Tensor,
+    ann_items: np.ndarray,
+    keys: torch.Tensor,
+    k: int,
+    depth: int,
+    lap: Callable[[str], None],
+) -> dict:
+    """Beam search, both channels, their union and its cosine ranking for one batch of users."""
+    cfg = model.cfg
+    beams = constrained_beam_search(model, states, trie, max(cfg.beam_size, k), cfg.prefix_depth, cfg.n_prefixes)
+    lap("beam_search")
     prefix = prefix_channel(trie, beams.prefixes, cfg.prefix_depth)
     ann = [row[row >= 0] for row in ann_items]
     candidates = hybrid_candidates(prefix, ann)
     lap("union")
-    keys = model.item_keys()
-    hybrid, base_scores = rank_candidates(candidates, queries, keys, ranking_depth(k, histories, exclude_history))
-    generative = beams.items
-    if exclude_history:
-        hybrid = exclude_seen(hybrid, histories, k)
-        generative = exclude_seen(generative, histories, k)
-    lap("rank")
-    return Retrieval(generative[:, :k], hybrid[:, :k], prefix, ann, candidates, base_scores, queries, keys, seconds)
+    hybrid, base_scores = rank_candidates(candidates, queries, keys, depth)
+    return {
+        "generative": beams.items,
+        "hybrid": hybrid,
+        "prefix": prefix,
+        "ann": ann,
+        "candidates": candidates,
+        "base": base_scores,
+    }

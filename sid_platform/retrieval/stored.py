@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sid_platform.data.split import EvalCases, UserSequences
+from sid_platform.progress import LogLine
 from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.candidates import ChannelReport
 from sid_platform.retrieval.pipeline import Retrieval, retrieve
@@ -143,11 +144,14 @@ def retrieve_users(
     k: int,
     exclude_history: bool,
     tokenizer_version: str,
+    on_progress: LogLine | None = None,
 ) -> Candidates:
-    """``retrieve`` for the validation and the test users, each once, packed for storage."""
+    """``retrieve`` for the validation and the test users, each once, packed for storage; ``on_progress``
+    receives each split's progress lines."""
     stored = {}
     for name, cases in (("valid", sequences.valid), ("test", sequences.test)):
-        found = retrieve(router, trie, index, cases.histories, k, index.top_n, exclude_history)
+        phase = f"candidates ({name} users)"
+        found = retrieve(router, trie, index, cases.histories, k, index.top_n, exclude_history, on_progress, phase)
         stored[name] = StoredRetrieval.pack(found, cases)  # packed at once: one split's lists in memory at a time
     return Candidates(
         valid=stored["valid"],

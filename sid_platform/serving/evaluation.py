@@ -14,6 +14,7 @@ from sid_platform.data.split import EvalCases, UserSequences
 from sid_platform.evaluation.harness import Protocol, Scorer, evaluate_scorers
 from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.evaluation.report import markdown_table
+from sid_platform.progress import LogLine
 from sid_platform.reranking.dpo import Reranker
 from sid_platform.retrieval.stored import Candidates
 from sid_platform.serving.models import Codebooks
@@ -22,12 +23,20 @@ from sid_platform.serving.rankers import SERVING_MODEL, router_rankings
 SPLITS = ("test", "valid")
 
 
-def evaluate_retrieval(candidates: Candidates, cases: EvalCases, protocol: Protocol, reranker: Reranker) -> dict:
+def evaluate_retrieval(
+    candidates: Candidates,
+    cases: EvalCases,
+    protocol: Protocol,
+    reranker: Reranker,
+    on_progress: LogLine | None = None,
+) -> dict:
     """The router's rankings (generative, hybrid + cosine, hybrid + DPO), channel coverage, candidates, cost."""
     k = max(protocol.ks)
     candidates.check(k, protocol.exclude_history)
     found = candidates.retrieval(protocol.split, cases)
-    rankings = router_rankings(found, reranker, k, cases.histories if protocol.exclude_history else None)
+    histories = cases.histories if protocol.exclude_history else None
+    phase = f"evaluation ({protocol.split} users): {SERVING_MODEL} reranking"
+    rankings = router_rankings(found, reranker, k, histories, on_progress, phase)
     users = max(len(cases), 1)
     return {
         "metrics": {name: ranking_metrics(ranked, cases.targets, protocol.ks) for name, ranked in rankings.items()},
@@ -46,11 +55,12 @@ def evaluation_document(
     protocol: Protocol,
     codebooks: Codebooks,
     usid_table: pl.DataFrame,
+    on_progress: LogLine | None = None,
 ) -> dict:
     """Per split (test, then validation) every model's metrics; the codebooks' utilization; the serving figures.
 
     ``serving`` names the model the platform would serve from this run with its test figures: what the
-    promotion gate and the sensors read.
+    promotion gate and the sensors read. ``on_progress`` receives the scoring and reranking progress lines.
     """
     if candidates.tokenizer_version != codebooks.version:
         raise ValueError("candidates were retrieved with another codebook version; rematerialize candidates")
@@ -58,8 +68,8 @@ def evaluation_document(
     for split in SPLITS:
         cases = sequences.test if split == "test" else sequences.valid
         split_protocol = replace(protocol, split=split)
-        result = evaluate_scorers(scorers, cases, len(sequences.vocab), split_protocol)
-        retrieval = evaluate_retrieval(candidates, cases, split_protocol, reranker)
+        result = evaluate_scorers(scorers, cases, len(sequences.vocab), split_protocol, on_progress)
+        retrieval = evaluate_retrieval(candidates, cases, split_protocol, reranker, on_progress)
         result.metrics.update(retrieval.pop("metrics"))
         document[split] = {**result.as_dict(), **retrieval}
     utilization = codebooks.utilization(usid_table)

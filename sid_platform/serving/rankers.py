@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from sid_platform.evaluation.metrics import rank_with_scorer
+from sid_platform.progress import LogLine, Progress
 from sid_platform.reranking.dpo import Reranker, rerank
 from sid_platform.retrieval.pipeline import Retrieval, retrieve
 from sid_platform.sequences import exclude_seen, ranking_depth
@@ -36,25 +37,37 @@ def item_lists(ranked: np.ndarray, item_ids: list[str]) -> list[list[str]]:
 
 
 def dpo_ranking(
-    reranker: Reranker, found: Retrieval, k: int, histories: Sequence[np.ndarray] | None = None
+    reranker: Reranker,
+    found: Retrieval,
+    k: int,
+    histories: Sequence[np.ndarray] | None = None,
+    on_progress: LogLine | None = None,
+    phase: str = "reranking",
 ) -> np.ndarray:
     """[users, k]: the candidates by base score, the top of the pool reordered by the bounded DPO reranker.
 
     Given ``histories``, items already seen are dropped (the reranking goes deep enough that ``k`` remain).
+    ``on_progress`` receives ``phase``'s progress lines.
     """
     depth = k if histories is None else ranking_depth(k, histories, True)
-    top, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, depth)
+    progress = Progress(phase, len(found.candidates), on_progress, unit="users")
+    top, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, depth, progress.update)
     return top if histories is None else exclude_seen(top, histories, k)
 
 
 def router_rankings(
-    found: Retrieval, reranker: Reranker, k: int, histories: Sequence[np.ndarray] | None = None
+    found: Retrieval,
+    reranker: Reranker,
+    k: int,
+    histories: Sequence[np.ndarray] | None = None,
+    on_progress: LogLine | None = None,
+    phase: str = "reranking",
 ) -> dict[str, np.ndarray]:
     """The router's rankings by serving model name: beam search, the union by cosine, and the union reranked."""
     return {
         "router_generative": found.generative,
         "router_hybrid_cosine": found.hybrid_cosine,
-        "router_hybrid_dpo": dpo_ranking(reranker, found, k, histories),
+        "router_hybrid_dpo": dpo_ranking(reranker, found, k, histories, on_progress, phase),
     }
 
 

@@ -75,6 +75,26 @@ def test_rank_with_scorer_batches_agree_with_one_pass():
         return table[[int(h[0]) % 7 for h in batch]]
 
     one = rank_with_scorer(scorer, histories, 5, exclude_history=True, batch_size=100)
-    many = rank_with_scorer(scorer, histories, 5, exclude_history=True, batch_size=2)
-    assert (one == many).all()
+    done: list[int] = []
+    many = rank_with_scorer(scorer, histories, 5, exclude_history=True, batch_size=2, on_users=done.append)
+    assert (one == many).all() and done == [2, 4, 6, 7]  # users ranked after each batch
     assert all(h[0] not in row for h, row in zip(histories, one, strict=True))
+
+
+def test_every_scorer_reports_its_progress_under_its_split(monkeypatch):
+    from sid_platform.data.split import EvalCases
+    from sid_platform.evaluation.harness import Protocol, evaluate_scorers
+
+    rng = np.random.default_rng(0)
+    cases = EvalCases([f"u{i}" for i in range(5)], [np.array([i]) for i in range(5)], np.arange(5))
+    scorers = {
+        "first": lambda batch: rng.normal(size=(len(batch), 30)),
+        "second": lambda batch: np.ones((len(batch), 30)),
+    }
+    lines: list[str] = []
+    result = evaluate_scorers(scorers, cases, 30, Protocol(ks=(5,), split="valid"), on_progress=lines.append)
+    assert set(result.metrics) == {"first", "second"}
+    assert [line.split(", ")[0] for line in lines] == [
+        "evaluation (valid users): first: 5/5 users",
+        "evaluation (valid users): second: 5/5 users",
+    ]

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
+from sid_platform.data.split import EvalCases, ItemVocab, UserSequences, leave_one_out
 from sid_platform.retrieval import AnnIndex, AnnIndexConfig, ChannelReport, RouterConfig, SemanticRouter, SidTrie
 from sid_platform.retrieval.beam_search import constrained_beam_search
 from sid_platform.retrieval.candidates import val_at_p
 from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.stored import ANN, PREFIX, StoredRetrieval, retrieve_users
+from sid_platform.semantic_ids.usid import build_usid_table
 
 SIDS = np.array([[0, 1, 0], [0, 1, 1], [0, 2, 0], [3, 0, 0], [3, 2, 0]])  # two first codes: 0 (items 0-2), 3 (3-4)
 VOCAB = [4, 3, 2]
@@ -90,7 +91,10 @@ def test_candidates_refuse_other_users_and_another_protocol():
     valid = EvalCases(["a", "b", "c", "d"], [h[:-1] for h in HISTORIES], np.array([3, 1, 2, 2]))
     test = EvalCases(["a", "b", "c", "d"], HISTORIES, TARGETS)
     sequences = UserSequences([np.array([0, 1, 2])], valid, test, ItemVocab([f"i{i}" for i in range(5)]))
-    candidates = retrieve_users(router, trie, index, sequences, k=3, exclude_history=False, tokenizer_version="v1")
+    lines: list[str] = []
+    candidates = retrieve_users(router, trie, index, sequences, 3, False, "v1", on_progress=lines.append)
+    assert [line.split(":")[0] for line in lines] == ["candidates (valid users)", "candidates (test users)"]
+    assert lines[-1].startswith("candidates (test users): 4/4 users") and lines[-1].endswith("done")
     assert len(candidates.valid) == len(candidates.test) == 4 and candidates.prefix_channel == {
         "depth": 1,
         "prefixes": 1,
@@ -114,3 +118,38 @@ def test_val_at_p_is_the_share_of_targets_whose_prefix_is_among_the_top_p():
     wide, _, _ = toy(n_prefixes=2)  # two first codes exist: every target's prefix is among the top two
     assert val_at_p(wide, trie, cases) == 1.0
     assert val_at_p(router, trie, EvalCases([], [], np.zeros(0, dtype=np.int64))) == 0.0
+
+
+@pytest.fixture(scope="module")
+def many_users(synthetic) -> tuple[SemanticRouter, SidTrie, AnnIndex, list[np.ndarray]]:
+    """The generator's 800 test users before an untrained router over random codes: more than one user batch."""
+    vocab = ItemVocab.from_catalog(synthetic.items)
+    histories = UserSequences.from_splits(leave_one_out(synthetic.interactions), vocab).test.histories
+    codes = np.random.default_rng(0).integers(0, 8, size=(len(vocab), 2))
+    sids = build_usid_table(vocab.item_ids, codes, "v-test").select(["c1", "c2", "suffix"]).to_numpy()
+    trie = SidTrie.from_sids(sids, [8, 8, int(sids[:, -1].max()) + 1])
+    torch.manual_seed(0)
+    cfg = RouterConfig(hidden_dim=16, num_layers=1, num_heads=2, max_len=10, dropout=0.0, beam_size=5, n_prefixes=3)
+    router = SemanticRouter(cfg, torch.from_numpy(sids), trie.vocab_sizes).eval()
+    with torch.no_grad():
+        index = AnnIndex.build(router.item_keys().numpy(), AnnIndexConfig(kind="flat", top_n=20))
+    return router, trie, index, histories
+
+
+@pytest.mark.parametrize("exclude_history", [False, True])
+def test_retrieval_in_user_batches_is_exactly_one_call_over_all_users(many_users, exclude_history: bool):
+    router, trie, index, histories = many_users
+    lines: list[str] = []
+    batched = retrieve(router, trie, index, histories, 10, 20, exclude_history, lines.append, "toy", batch_size=512)
+    whole = retrieve(router, trie, index, histories, 10, 20, exclude_history, batch_size=1024)  # one batch
+    assert 512 < len(histories) <= 1024
+    for name in ("generative", "hybrid_cosine"):
+        assert np.array_equal(getattr(batched, name), getattr(whole, name)), name
+    for name in ("prefix", "ann", "candidates", "base_scores"):
+        pairs = zip(getattr(batched, name), getattr(whole, name), strict=True)
+        assert all(np.array_equal(a, b) for a, b in pairs), name
+    assert torch.equal(batched.queries, whole.queries) and torch.equal(batched.keys, whole.keys)
+    assert list(batched.seconds) == ["encode", "beam_search", "ann_search", "union", "rank"]
+    assert lines[-1].startswith(f"toy: {len(histories)}/{len(histories)} users") and lines[-1].endswith("done")
+    with pytest.raises(ValueError, match="multiple of 512"):
+        retrieve(router, trie, index, histories, 10, 20, batch_size=100)

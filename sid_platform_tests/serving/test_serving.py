@@ -81,7 +81,9 @@ def test_the_reranked_ranking_drops_seen_items_when_asked():
     torch.manual_seed(0)
     reranker = Reranker(found.keys.shape[1], RerankerConfig(pool_size=3)).eval()
     top, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, 3)
-    assert np.array_equal(dpo_ranking(reranker, found, 3), top)
+    lines: list[str] = []
+    assert np.array_equal(dpo_ranking(reranker, found, 3, on_progress=lines.append, phase="toy reranking"), top)
+    assert len(lines) == 1 and lines[0].startswith("toy reranking: 4/4 users") and lines[0].endswith("done")
     masked = dpo_ranking(reranker, found, 2, HISTORIES)
     deep, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, 2 + 3)
     assert np.array_equal(masked, exclude_seen(deep, HISTORIES, 2)) and masked.shape == (4, 2)
@@ -93,7 +95,9 @@ def test_the_routers_rankings_are_evaluated_from_the_stored_candidates(exclude_h
     torch.manual_seed(0)
     reranker = Reranker(candidates.keys.shape[1], RerankerConfig(pool_size=3)).eval()
     protocol = Protocol(exclude_history=exclude_history, ks=(1, 3), split="test")
-    result = evaluate_retrieval(candidates, test, protocol, reranker)
+    lines: list[str] = []
+    result = evaluate_retrieval(candidates, test, protocol, reranker, on_progress=lines.append)
+    assert [line.split(":")[0] for line in lines] == ["evaluation (test users)"] and "router_hybrid_dpo" in lines[0]
     found = candidates.retrieval("test", test)
     histories = HISTORIES if exclude_history else None
     assert result["metrics"] == {
