@@ -16,6 +16,7 @@ from sid_platform.serving.models import (
 from sid_platform.serving.rankers import (
     RANKERS,
     SERVING_MODEL,
+    SERVING_REASON,
     Ranker,
     dpo_ranking,
     encode_histories,
@@ -30,6 +31,7 @@ from sid_platform.serving.rankers import (
 __all__ = [
     "RANKERS",
     "SERVING_MODEL",
+    "SERVING_REASON",
     "Codebooks",
     "Ranker",
     "StoredRouter",

@@ -21,6 +21,11 @@ from sid_platform.serving.models import load_codebooks, load_reranker, load_rout
 
 # Which ranking the platform serves: the router's hybrid candidates, reordered by the bounded DPO reranker.
 SERVING_MODEL = "router_hybrid_dpo"
+SERVING_REASON = (
+    "the platform serves the router's hybrid candidates (prefix channel ∪ ANN channel) reordered by the bounded "
+    "DPO reranker: the generative retrieval the platform exists for, with a correction that can move no score by "
+    "more than ±α, so a poor reranker cannot wreck the base ranking."
+)
 
 Ranker = Callable[[Mapping[str, Any], list[list[str]], int], list[list[str]]]
 
