@@ -107,7 +107,8 @@ class Progress:
         rate = self.rate(now)
         if rate is not None:
             single = self.unit[:-1] if self.unit.endswith("s") else self.unit or "unit"
-            parts.append(f"{rate:.1f}{unit}/s" if rate >= 1 else f"{1 / rate:.1f} s/{single}")
+            per_second = f"{rate:.0f}" if rate >= 100 else f"{rate:.1f}"
+            parts.append(f"{per_second}{unit}/s" if rate >= 1 else f"{1 / rate:.1f} s/{single}")
         parts.append(f"{duration(self.elapsed(now))} elapsed")
         eta = self.eta(now)
         if self.done >= self.total:
