@@ -38,6 +38,7 @@ def _demo(args: argparse.Namespace) -> int:
         f" (MLflow: {promotion['tracking_uri']})"
     )
     print(f"\nrun {result.run_id} finished in {elapsed:.0f}s; JSON under .sid_home/runs/{result.run_id}/")
+    print(f"run report: {result.asset_materializations_for_node('evaluation')[-1].metadata['report'].value}")
     return 0
 
 

@@ -1,16 +1,17 @@
-"""``evaluation``: every model present, one protocol, a markdown table and a JSON document."""
+"""``evaluation``: every model present, one protocol, a markdown table, a JSON document and the run's report page."""
 
 import polars as pl
 from dagster import AssetExecutionContext, Output, asset
 
-from sid_platform.assets.reporting import evaluation_metadata
+from sid_platform.assets.reporting import evaluation_metadata, publish_report, run_report
 from sid_platform.baselines.popularity import PopularityModel
 from sid_platform.baselines.sasrec import SASRecCheckpoint
 from sid_platform.data.split import UserSequences
 from sid_platform.evaluation.harness import Protocol
 from sid_platform.evaluation.report import json_bytes, metrics_table
 from sid_platform.reranking.dpo import RerankerCheckpoint
-from sid_platform.resources import EvaluationProtocol, SideFileStorage
+from sid_platform.resources import EvaluationProtocol, MlflowResource, SideFileStorage
+from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.retrieval.stored import Candidates
 from sid_platform.semantic_ids import CodebooksCheckpoint
 from sid_platform.serving import load_codebooks, load_reranker, load_sasrec
@@ -18,17 +19,21 @@ from sid_platform.serving.evaluation import evaluation_document, summary_line
 
 
 @asset(
-    group_name="evaluation", description="Recall@K / NDCG@K of every model on the held-out users (test and validation)."
+    group_name="evaluation",
+    description="Recall@K / NDCG@K of every model on the held-out users (test and validation), and the run's "
+    "one-page HTML report (evaluation, serving model, channels, codebooks, training curves, the reranker's study).",
 )
 def evaluation(
     context: AssetExecutionContext,
     evaluation_protocol: EvaluationProtocol,
+    mlflow: MlflowResource,
     storage: SideFileStorage,
     user_sequences: UserSequences,
     popularity_model: PopularityModel,
     sasrec_model: SASRecCheckpoint,
     codebooks: CodebooksCheckpoint,
     usid_table: pl.DataFrame,
+    router_checkpoint: RouterCheckpoint,
     candidates: Candidates,
     dpo_checkpoint: RerankerCheckpoint,
 ) -> Output[dict]:
@@ -38,8 +43,13 @@ def evaluation(
     reranker, stored_codebooks = load_reranker(dpo_checkpoint), load_codebooks(codebooks)
     document = {
         "run_id": context.run_id,
-        **evaluation_document(scorers, candidates, reranker, user_sequences, protocol, stored_codebooks, usid_table),
+        **evaluation_document(
+            scorers, candidates, reranker, user_sequences, protocol, stored_codebooks, usid_table, context.log.info
+        ),
     }
-    path = storage.store().write(f"runs/{context.run_id}/evaluation.json", json_bytes(document))
+    path = str(storage.store().write(f"runs/{context.run_id}/evaluation.json", json_bytes(document)))
     context.log.info(f"{summary_line(document)}\n{metrics_table(document['test']['metrics'])}")
-    return Output(document, metadata=evaluation_metadata(document, str(path)))
+    models = {"sasrec": sasrec_model, "router": router_checkpoint, "reranker": dpo_checkpoint}
+    report = run_report(context, document, path, codebooks=codebooks, usid_table=usid_table, **models)
+    links = publish_report(context, storage, mlflow, document, report)
+    return Output(document, metadata={**evaluation_metadata(document, path), **links})

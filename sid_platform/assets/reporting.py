@@ -1,20 +1,33 @@
-"""Metadata every asset attaches the same way: a trainer's report, and the evaluation's tables and figures.
+"""Metadata every asset attaches the same way: a trainer's report, and the evaluation's tables, figures and page.
 
 ``training_report`` is the one block each trainer (``sasrec_model``, ``codebooks``, ``router_checkpoint``,
 ``dpo_checkpoint``) used to write out: its per-epoch plot, its per-epoch table, and its MLflow run with
 parameters, figures, curves and plots. It returns the metadata entries, so an asset adds only its own.
+``run_report`` and ``publish_report`` make the run's one-page HTML report and store, log and link it.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue
+import polars as pl
+from dagster import AssetExecutionContext, AssetKey, MetadataValue
 
+from sid_platform.baselines.sasrec import SASRecCheckpoint
 from sid_platform.evaluation.plots import twin_line_plot
 from sid_platform.evaluation.report import markdown_table, metrics_table
-from sid_platform.resources import MlflowResource
+from sid_platform.evaluation.run_report import RunReport, render_html, training_panels
+from sid_platform.reranking.dpo import RerankerCheckpoint
+from sid_platform.reranking.study import SERVED
+from sid_platform.resources import MlflowResource, SideFileStorage
+from sid_platform.retrieval.router import RouterCheckpoint
+from sid_platform.semantic_ids import CodebooksCheckpoint
+from sid_platform.semantic_ids.usid import code_columns, table_levels
+from sid_platform.serving import SERVING_REASON
 from sid_platform.serving.evaluation import channels_table, summary_line
+
+PROFILE_TAG = "sid/profile"  # the run tag naming the profile a run was launched with (demo, retrain triggers)
 
 
 @dataclass(frozen=True)
@@ -113,3 +126,71 @@ def evaluation_metadata(document: dict, json_path: str) -> dict[str, Any]:
         **{f"{name}_ndcg@10": m["ndcg@10"] for name, m in test["metrics"].items()},
         **{f"codebook_utilization_level_{i + 1}": round(u, 4) for i, u in enumerate(utilization)},
     }
+
+
+def run_facts(context: AssetExecutionContext, document: dict, json_path: str) -> dict[str, str]:
+    """What the report says about the run: ids, profile, data, date, the protocol's history setting."""
+    test, valid = document["test"], document["valid"]
+    masked = test["protocol"]["exclude_history"]
+    return {
+        "run id": context.run_id,
+        "job": context.job_name or "",
+        "profile": context.run.tags.get(PROFILE_TAG, "not recorded (launched without a profile, e.g. from the UI)"),
+        "dataset": dataset_source(context),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "history masking": "history excluded from ranking (exclude_history=true)"
+        if masked
+        else "history not masked (exclude_history=false)",
+        "users (test / validation)": f"{test['users']} / {valid['users']}",
+        "items": str(test["n_items"]),
+        "codebooks": document["semantic_ids"]["tokenizer_version"],
+        "evaluation JSON": json_path,
+    }
+
+
+def dataset_source(context: AssetExecutionContext) -> str:
+    """The source the catalog was loaded from (``p5:beauty``, ``synthetic``), as ``ingest`` recorded it."""
+    event = context.instance.get_latest_materialization_event(AssetKey("item_catalog"))
+    materialization = event.asset_materialization if event is not None else None
+    source = materialization.metadata.get("source") if materialization is not None else None
+    return str(source.value) if source is not None else "unknown"
+
+
+def run_report(
+    context: AssetExecutionContext,
+    document: dict,
+    json_path: str,
+    *,
+    codebooks: CodebooksCheckpoint,
+    usid_table: pl.DataFrame,
+    sasrec: SASRecCheckpoint,
+    router: RouterCheckpoint,
+    reranker: RerankerCheckpoint,
+) -> bytes:
+    """The run's one-page HTML report: the evaluation document with the stored checkpoints' training logs."""
+    codes = usid_table.select(code_columns(table_levels(usid_table))).to_numpy()
+    report = RunReport(
+        document=document,
+        facts=run_facts(context, document, json_path),
+        serving_reason=SERVING_REASON,
+        codes=codes,
+        codebook_size=codebooks.codebook_size,
+        panels=training_panels(sasrec.log, router.log, reranker.log, reranker.curves, codebooks.log),
+        study=reranker.study,
+        study_users=reranker.users,
+        served_variant=SERVED.label,
+    )
+    return render_html(report).encode()
+
+
+def publish_report(
+    context: AssetExecutionContext, storage: SideFileStorage, mlflow: MlflowResource, document: dict, report: bytes
+) -> dict[str, Any]:
+    """Store the report beside the evaluation JSON, log it to MLflow, and return the metadata linking both."""
+    path = storage.store().write(f"runs/{context.run_id}/report.html", report)
+    serving = document["serving"]
+    metrics = {f"serving_{key}": serving[key] for key in ("recall@10", "ndcg@10", "min_codebook_utilization")}
+    metrics |= {f"test_{name}_{key}": m[key] for name, m in document["test"]["metrics"].items() for key in m}
+    run_id = mlflow.log_report(context, report, metrics=metrics)
+    context.log.info(f"run report: {path} (MLflow run {run_id}, artifact report/report.html)")
+    return {"report": MetadataValue.path(path), "report_mlflow_run_id": run_id}

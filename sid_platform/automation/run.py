@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
+from sid_platform.assets.reporting import PROFILE_TAG
 from sid_platform.automation.graph import graph_definitions
 from sid_platform.profiles import run_config as profile_run_config
 from sid_platform.settings import dagster_home
@@ -43,5 +44,6 @@ def run_main_job(
         run_config=run_config,
         instance=local_instance(),
         raise_on_error=raise_on_error,
+        tags={PROFILE_TAG: profile},
         asset_selection=[AssetKey(name) for name in assets] if assets is not None else None,
     )

@@ -6,9 +6,10 @@ Default status RUNNING, like the sensors: a deployment retrains weekly without a
 
 from dagster import DefaultScheduleStatus, ScheduleDefinition
 
+from sid_platform.assets.reporting import PROFILE_TAG
 from sid_platform.automation.jobs import retrain_job
 from sid_platform.automation.sensors import REASON_TAG, TRIGGER_TAG, retrain_run_config
-from sid_platform.settings import RETRAIN_CRON_ENV, retrain_cron, retrain_schedule_status
+from sid_platform.settings import RETRAIN_CRON_ENV, profile_name, retrain_cron, retrain_schedule_status
 
 
 def weekly_retrain_schedule() -> ScheduleDefinition:
@@ -20,7 +21,7 @@ def weekly_retrain_schedule() -> ScheduleDefinition:
         cron_schedule=cron,
         execution_timezone="UTC",
         run_config_fn=lambda _context: retrain_run_config(),
-        tags={REASON_TAG: f"weekly schedule ({cron})", TRIGGER_TAG: "weekly_retrain"},
+        tags={REASON_TAG: f"weekly schedule ({cron})", TRIGGER_TAG: "weekly_retrain", PROFILE_TAG: profile_name()},
         default_status=DefaultScheduleStatus.RUNNING if status == "running" else DefaultScheduleStatus.STOPPED,
         description=f"Retrain everything downstream of the data on the cron in ${RETRAIN_CRON_ENV} (now {cron!r}, UTC).",
     )

@@ -34,6 +34,7 @@ from dagster import (
 )
 from mlflow.entities.model_registry import ModelVersion
 
+from sid_platform.assets.reporting import PROFILE_TAG
 from sid_platform.automation.jobs import retrain_job
 from sid_platform.policy import POLICY
 from sid_platform.profiles import run_config
@@ -129,7 +130,12 @@ def evaluation_sensor(name: str, condition: Condition, description: str) -> Sens
                 RunRequest(
                     run_key=cause,
                     run_config=retrain_run_config(),
-                    tags={REASON_TAG: reason[:250], TRIGGER_TAG: name, "sid/evaluation_run": record.run_id},
+                    tags={
+                        REASON_TAG: reason[:250],
+                        TRIGGER_TAG: name,
+                        "sid/evaluation_run": record.run_id,
+                        PROFILE_TAG: profile_name(),
+                    },
                 )
             )
         cursor = json.dumps({"after": max(r.storage_id for r in records), "fired": sorted(fired)})

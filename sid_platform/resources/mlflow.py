@@ -1,5 +1,6 @@
 """Where runs and models are tracked: the MLflow store, the registered model, and the gate's thresholds."""
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,12 @@ class MlflowResource(ConfigurableResource):
         )
         context.log.info(f"MLflow run {run_id} for {name} in {self.tracking().uri}")
         return run_id
+
+    def log_report(
+        self, context: AssetExecutionContext, report: bytes, *, metrics: dict[str, Any], name: str = "report.html"
+    ) -> str:
+        """Log the asset's run with ``report`` as the artifact ``report/<name>`` and its figures; returns the run id."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(report)
+            return self.log_training_run(context, params={}, metrics=metrics, files={"report": path})

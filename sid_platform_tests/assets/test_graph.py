@@ -1,12 +1,13 @@
 """The Dagster graph on the generator's data: one concern per test, all reading the session's shared run (``main_run``)."""
 
+import re
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 
-from sid_platform.automation.run import run_main_job
+from sid_platform.automation.run import local_instance, run_main_job
 from sid_platform.definitions import defs
 from sid_platform.registry import Tracking, champion, download_version
 from sid_platform_tests.assets.conftest import MainRun
@@ -93,10 +94,33 @@ def test_every_trainer_reports_its_epochs_and_logs_one_mlflow_run(main_run: Main
         [client.get_experiment_by_name("sid-platform").experiment_id],
         f"tags.dagster_run_id = '{main_run.result.run_id}'",
     )
-    trainers = {r.info.run_name: r for r in runs if r.info.run_name != "model_promotion"}
+    trainers = {r.info.run_name: r for r in runs if r.info.run_name not in ("model_promotion", "evaluation")}
     assert set(trainers) == {"sasrec_model", "codebooks", "router_checkpoint", "dpo_checkpoint"}
     for name, run in trainers.items():
         assert run.data.tags["dagster_asset"] == name and meta[name]["mlflow_run_id"] == run.info.run_id
+
+
+def test_the_run_report_is_one_self_contained_page_linked_from_the_evaluation_and_mlflow(main_run: MainRun):
+    meta, document = main_run.metadata["evaluation"], main_run.outputs["evaluation"]
+    path = Path(meta["report"])
+    assert path == main_run.home / "runs" / main_run.result.run_id / "report.html"
+    page = path.read_text()
+    for split, title in (("test", "Test users"), ("valid", "Validation users")):  # the evaluation table, both splits
+        assert f"<h3>{title}: {document[split]['users']}," in page
+        table = page.split(f"<h3>{title}")[1].split("</table>")[0]
+        assert all(f"<td>{model}</td>" in table for model in document[split]["metrics"])
+    assert f'<p class="model">{document["serving"]["model"]}</p>' in page and "Why: " in page
+    assert f"<th>run id</th><td>{main_run.result.run_id}</td>" in page
+    assert "<th>profile</th><td>test</td>" in page and "<th>dataset</th><td>synthetic" in page
+    assert "history not masked (exclude_history=false)" in page
+    # Channels, code usage, and the curves of SASRec, the router, the reranker, its variants and the codebooks.
+    images = re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"', page)
+    assert len(images) == page.count("<img") == 7
+    assert not re.search(r'(src|href)="(?!data:)', page) and "<script" not in page  # nothing to fetch
+    client = Tracking.resolve(main_run.outputs["model_promotion"]["tracking_uri"]).client
+    run = client.get_run(meta["report_mlflow_run_id"])
+    assert run.info.run_name == "evaluation" and run.data.tags["dagster_run_id"] == main_run.result.run_id
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "report")] == ["report/report.html"]
 
 
 def test_the_first_model_becomes_champion_with_its_figures(main_run: MainRun):
@@ -114,6 +138,25 @@ def test_the_registered_champion_serves_distinct_known_items(main_run: MainRun, 
     catalog = main_run.outputs["item_catalog"]["item_id"].to_list()
     out = served.predict(pd.DataFrame({"history": [catalog[:3], catalog[5:6]]}), params={"k": 10})
     assert all(len(set(row)) == 10 and set(row) <= set(catalog) for row in out["items"])
+
+
+def test_every_long_step_logs_its_progress_to_the_run(in_main_run_home: MainRun):
+    messages = [entry.user_message for entry in local_instance().all_logs(in_main_run_home.result.run_id)]
+    for start in (
+        "embedding (",
+        "codebooks (rq-vae): ",
+        "sasrec: up to 40 epochs, patience 8",
+        "sasrec: finished after ",
+        "router: up to 25 epochs, patience 6",
+        "candidates (valid users): ",
+        "candidates (test users): ",
+        "DPO study, variant 2/3: unbounded, hard negatives",
+        "reranker (bounded, random negatives): finished after 5 epochs",
+        "evaluation (test users): sasrec: ",
+        "evaluation (valid users): router_hybrid_dpo reranking: ",
+        "run report: ",
+    ):
+        assert any(message.startswith(start) for message in messages), start
 
 
 def test_a_selection_reruns_only_the_selected_assets_on_stored_inputs(in_main_run_home: MainRun):
