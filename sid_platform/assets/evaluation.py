@@ -15,7 +15,9 @@ from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.retrieval.stored import Candidates
 from sid_platform.semantic_ids import CodebooksCheckpoint
 from sid_platform.serving import load_codebooks, load_reranker, load_sasrec
-from sid_platform.serving.evaluation import evaluation_document, summary_line
+from sid_platform.serving.evaluation import channels_table, evaluation_document, summary_line
+
+__all__ = ["channels_table", "evaluation"]  # channels_table: `sid-platform demo` imports it from here
 
 
 @asset(

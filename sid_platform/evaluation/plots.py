@@ -100,7 +100,7 @@ def curves_png(
         right.set_ylabel(right_label, fontsize=9)
         more = right.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
-    ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.26), ncol=3, frameon=False)
+    ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3, frameon=False)
     return png_base64(fig, dpi=100)
 
 
@@ -122,5 +122,5 @@ def channels_png(points: Sequence[tuple[str, str, float, float]]) -> str:
     ax.set_xlim(0, max((p[2] for p in points), default=1) * 1.1)
     ax.grid(alpha=0.3)
     ax.set_title("coverage (target among the candidates) vs candidates per user", fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.26), ncol=3, frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3, frameon=False)
     return png_base64(fig, dpi=100)

@@ -114,8 +114,8 @@ def training_panels(
 ) -> list[CurvePanel]:
     """The run's training plots: SASRec, the router, the served reranker, every study variant, the codebooks."""
     panels = [
-        log_panel("SASRec", sasrec, SASREC_CURVES, "validation Recall@10"),
-        log_panel("Router", router, ROUTER_CURVES, "validation Recall@10"),
+        log_panel("SASRec", sasrec, SASREC_CURVES, "valid Recall@10"),
+        log_panel("Router", router, ROUTER_CURVES, "valid Recall@10"),
         log_panel("Reranker (served variant)", reranker, RERANKER_CURVES, "preference accuracy"),
     ]
     if variants:
