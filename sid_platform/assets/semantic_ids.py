@@ -5,6 +5,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Config, Me
 
 from sid_platform.assets.reporting import EpochReport, training_report
 from sid_platform.data.split import UserSequences
+from sid_platform.embed.cache import EmbeddingCache
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_items
 from sid_platform.evaluation.plots import code_usage_plot
 from sid_platform.evaluation.report import markdown_table
@@ -23,7 +24,6 @@ from sid_platform.semantic_ids import (
     sid_stability,
     utilization_per_level,
 )
-from sid_platform.settings import data_home
 from sid_platform.storage import frame_bytes, read_parquet_blob
 
 GROUP = "semantic_ids"
@@ -38,6 +38,7 @@ class ItemEmbeddingsConfig(config_class("ItemEmbeddingsFields", EmbeddingSpec)):
 def item_embeddings(
     context: AssetExecutionContext,
     config: ItemEmbeddingsConfig,
+    storage: SideFileStorage,
     item_catalog: pl.DataFrame,
     user_sequences: UserSequences,
 ) -> Output[ItemEmbeddings]:
@@ -51,7 +52,8 @@ def item_embeddings(
         if done == total or done // step != (done - config.batch_size) // step:
             context.log.info(f"embedded {done}/{total} items")
 
-    result = embed_items(item_catalog, train, spec, data_home() / "embedding_cache", progress)
+    cache = EmbeddingCache(storage.store(), "embedding_cache/")  # only new or changed items are embedded
+    result = embed_items(item_catalog, train, spec, cache, progress)
     stats = {
         f"{name}_{key}": round(value, 1) if isinstance(value, float) else value
         for name, stat in result.stats.items()

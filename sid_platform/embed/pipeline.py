@@ -70,12 +70,12 @@ def embed_items(
     items: pl.DataFrame,
     train_sequences: Sequence[np.ndarray],
     spec: EmbeddingSpec,
-    cache_dir: Path,
+    cache: EmbeddingCache | Path,
     progress: Progress | None = None,
 ) -> ItemEmbeddings:
     names = resolve_encoders(spec, items)
     texts = item_texts(items, spec.template)
-    cache = EmbeddingCache(cache_dir)
+    cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache)
     parts, stats, identities = [], {}, []
     for name in names:
         if name == "collaborative":
