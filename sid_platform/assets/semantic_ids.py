@@ -65,10 +65,11 @@ def item_embeddings(
 
 
 class CodebooksConfig(config_class("CodebooksFields", TokenizerSpec)):  # type: ignore[misc]
-    """Which tokenizer, and its knobs; fields and defaults come from ``TokenizerSpec`` (TIGER's sizes, 4 x 256)."""
+    """Which tokenizer, and its knobs; fields and defaults come from ``TokenizerSpec`` (TIGER's sizes, 4 x 256;
+    an unset codebook_size follows the catalog)."""
 
-    def build(self) -> SemanticTokenizer:
-        return self.core().build()
+    def build(self, n_items: int) -> SemanticTokenizer:
+        return self.core().resolved(n_items).build()
 
 
 @asset(group_name=GROUP, description="The trained Semantic-ID tokenizer (RQ-VAE or RQ-KMeans) as a versioned state.")
@@ -79,12 +80,12 @@ def codebooks(
     item_embeddings: ItemEmbeddings,
     item_catalog: pl.DataFrame,
 ) -> Output[dict]:
-    tokenizer = config.build()
+    tokenizer = config.build(len(item_embeddings.item_ids))
     log = tokenizer.fit(item_embeddings.vectors, item_catalog["categories"].to_list())
     codes = tokenizer.encode(item_embeddings.vectors)
     state = {**tokenizer.state(), "embeddings_version": item_embeddings.version}
-    utilization = utilization_per_level(codes, config.codebook_size)
-    perplexity = perplexity_per_level(codes, config.codebook_size)
+    utilization = utilization_per_level(codes, tokenizer.codebook_size)
+    perplexity = perplexity_per_level(codes, tokenizer.codebook_size)
     last = log.entries[-1] if log.entries else {}
     figures = {
         "train_seconds": round(log.seconds, 1),
@@ -92,10 +93,15 @@ def codebooks(
         **{f"perplexity_level_{i + 1}": round(p, 1) for i, p in enumerate(perplexity)},
         **({"recon_mse": round(float(last["recon_mse"]), 4)} if "recon_mse" in last else {}),
     }
-    usage_plot = code_usage_plot(codes, config.codebook_size)
+    usage_plot = code_usage_plot(codes, tokenizer.codebook_size)
     mlflow_run = mlflow.log_training_run(
         context,
-        params={**config.model_dump(), "embeddings_version": item_embeddings.version, "version": state["version"]},
+        params={
+            **config.model_dump(),
+            "codebook_size": tokenizer.codebook_size,
+            "embeddings_version": item_embeddings.version,
+            "version": state["version"],
+        },
         metrics=figures,
         curves={key: [e[key] for e in log.entries] for key in last if key not in ("epoch", "seconds")},
         plots={"code_usage": usage_plot},
@@ -106,6 +112,8 @@ def codebooks(
             "tokenizer": config.tokenizer,
             "version": state["version"],
             "embeddings_version": item_embeddings.version,
+            "codebook_size": tokenizer.codebook_size,  # resolved from the catalog when the config leaves it unset
+            "codebook_size_auto": config.codebook_size is None,
             **figures,
             "code_usage": MetadataValue.md(usage_plot),
             "mlflow_run_id": mlflow_run,
