@@ -27,6 +27,8 @@ demo: $(STAMP)
 # config, runs what `make demo` runs, and the demo's runs show up in it. UI_PORT=3111 make ui for another port.
 UI_PORT ?= 3000
 ui: $(STAMP)
+	mkdir -p "$(DAGSTER_HOME)"  # dagster dev needs it to exist; made as the demo makes it (telemetry off)
+	test -f "$(DAGSTER_HOME)/dagster.yaml" || printf 'telemetry:\n  enabled: false\n' > "$(DAGSTER_HOME)/dagster.yaml"
 	$(BIN)/dagster dev -w workspace.yaml -p $(UI_PORT)
 
 test: $(STAMP)
