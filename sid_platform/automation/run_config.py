@@ -197,7 +197,7 @@ def _suggestion(name: str, known: list[str]) -> str:
 
 def _mismatch(message: str, data: object) -> str:
     snap = getattr(data, "config_type_snap", None)
-    enum_values = [getattr(v, "config_value", v) for v in getattr(snap, "enum_values", None) or ()]
+    enum_values = [getattr(v, "value", v) for v in getattr(snap, "enum_values", None) or ()]
     given = getattr(data, "value_rep", None)
     if enum_values:
         return f"expected one of {', '.join(map(str, enum_values))}, got {given}"
