@@ -66,8 +66,10 @@ def _report(result: ExecuteInProcessResult, elapsed: float) -> int:
             print(f"check {check.check_name} on {check.asset_key.to_user_string()} failed: {check.description}")
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error if event.step_failure_data else None
-        message = (error.message if error else "unknown error").strip().splitlines()
-        print(f"step {event.step_key} failed: {message[-1] if message else 'unknown error'}")
+        while error is not None and error.cause is not None:  # Dagster wraps the error the step raised
+            error = error.cause
+        message = " ".join((error.message if error else "unknown error").split())
+        print(f"step {event.step_key} failed: {message}")
     status = "finished" if result.success else "FAILED"
     print(f"\nrun {result.run_id} {status} in {elapsed:.0f}s; JSON under .sid_home/runs/{result.run_id}/")
     return 0 if result.success else 1

@@ -144,3 +144,21 @@ def test_every_example_is_a_valid_run_config_with_a_header(example: Path):
     text = example.read_text()
     assert text.startswith("# ") and "Expects" in text and "Run:" in text
     main_job_run_config("default", load_run_config_file(example))
+
+
+def test_missing_data_files_are_named_before_the_run_and_a_failed_step_says_why(tmp_path: Path, capsys):
+    config = tmp_path / "mine.yaml"
+    dataset = {"source": "generic", "data_dir": str(tmp_path), "interactions_path": "events.csv"}
+    config.write_text(yaml.safe_dump({"resources": {"dataset": {"config": dataset}}}))
+    assert main(["run", "--config", str(config)]) == USAGE_ERROR
+    err = capsys.readouterr().err
+    assert err == (
+        f"sid-platform run: resources.dataset.config.interactions_path: {tmp_path / 'events.csv'} does not exist "
+        f"(relative paths start at the data directory, {tmp_path})\n"
+    )
+    assert local_instance().get_runs() == []
+    # The file is there but its columns are not the mapped ones: the step fails, the command says why.
+    (tmp_path / "events.csv").write_text("user,item\nu1,a\n")
+    assert main(["run", "--config", str(config), "--select", "raw_interactions"]) == 1
+    out = capsys.readouterr().out
+    assert "step ingest failed: " in out and "required column(s) ['user_id', 'item_id'] not found" in out

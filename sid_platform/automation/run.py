@@ -7,8 +7,9 @@ from typing import Any
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
 from sid_platform.automation.graph import graph_definitions
-from sid_platform.automation.run_config import for_selection, merge, resolve_selection, validated
+from sid_platform.automation.run_config import RunConfigError, for_selection, merge, resolve_selection, validated
 from sid_platform.profiles import run_config as profile_run_config
+from sid_platform.resources import DatasetResource
 from sid_platform.settings import dagster_home
 
 
@@ -34,10 +35,15 @@ def main_job_run_config(
     definitions = graph_definitions()
     base = {**profile_run_config(profile), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     run_config = merge(base, extra_run_config or {})
+    nodes = None
     if assets is not None:  # config for ops outside the selection would be rejected
         assets, nodes = resolve_selection(definitions, assets)
         run_config = for_selection(run_config, nodes)
-    validated(definitions.resolve_job_def("main_job"), run_config)
+    resolved = validated(definitions.resolve_job_def("main_job"), run_config)
+    if nodes is None or "ingest" in nodes:  # the data is read: its files must be there
+        dataset = DatasetResource(**((resolved.get("resources") or {}).get("dataset") or {}).get("config") or {})
+        if problems := dataset.missing_files():
+            raise RunConfigError(problems)
     return run_config, assets
 
 
