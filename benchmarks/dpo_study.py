@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 
 from benchmarks.results_file import write_result
 from sid_platform.automation.run import run_main_job
@@ -25,7 +26,7 @@ def main() -> None:
     started = time.perf_counter()
     result = run_main_job(args.profile, assets=ASSETS)
     wall = time.perf_counter() - started
-    blob = result.output_for_node("dpo_checkpoint")
+    checkpoint = result.output_for_node("dpo_checkpoint")
     document = result.output_for_node("evaluation")
     meta = next(
         e.materialization.metadata
@@ -40,11 +41,11 @@ def main() -> None:
         {
             "wall_seconds": round(wall, 1),
             "run_id": result.run_id,
-            "reranker_config": blob["config"],
-            "study": blob["study"],
-            "upstream": blob["upstream"],
-            "preference_curves": blob["curves"],
-            "users": blob.get("users"),
+            "reranker_config": asdict(checkpoint.config),
+            "study": checkpoint.study,
+            "upstream": checkpoint.upstream,
+            "preference_curves": checkpoint.curves,
+            "users": checkpoint.users,
             "test": document["test"],
             "valid": document["valid"],
         },

@@ -13,10 +13,10 @@ import argparse
 import time
 
 from benchmarks.results_file import write_result
-from sid_platform.assets.evaluation import channels_table
 from sid_platform.automation.run import run_main_job
 from sid_platform.evaluation.report import metrics_table
 from sid_platform.profiles import PROFILE_NAMES
+from sid_platform.serving.evaluation import channels_table
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def main() -> None:
     vocab = ItemVocab.from_catalog(catalog)
     seqs = UserSequences.from_splits(splits, vocab)
     sids = aligned_sids(usid, vocab.item_ids)
-    trie = SidTrie.for_catalog(usid, vocab.item_ids, codebooks["config"]["codebook_size"])
+    trie = SidTrie.for_catalog(usid, vocab.item_ids, codebooks.codebook_size)
     content = embeddings.aligned(vocab.item_ids)
     cfg = RouterConfig(**overrides)
     model, log = train_router(seqs.train, seqs.valid, trie, sids, cfg, content=content, on_epoch=print)
@@ -63,11 +63,11 @@ def main() -> None:
     name = "router_" + (
         re.sub(r"[^a-z0-9]+", "_", json.dumps(overrides, sort_keys=True).lower()).strip("_") or "defaults"
     )
-    best = next(e for e in log.epochs if e["epoch"] == log.best_epoch)
+    best = log.best
     payload = {
         "overrides": overrides,
         "config": cfg.__dict__,
-        "tokenizer_version": codebooks["version"],
+        "tokenizer_version": codebooks.version,
         "best_epoch": log.best_epoch,
         "best_valid": {k: v for k, v in best.items() if k.startswith("valid")},
         "train_seconds": log.seconds,

@@ -18,7 +18,7 @@ from sid_platform.embed.pipeline import EmbeddingSpec
 from sid_platform.reranking.dpo import RerankerConfig
 from sid_platform.retrieval.ann import AnnIndexConfig
 from sid_platform.retrieval.router import RouterConfig
-from sid_platform.semantic_ids.state import TokenizerSpec
+from sid_platform.semantic_ids.spec import TokenizerSpec
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,7 @@ PROFILES: dict[str, Profile] = {
     # Longer schedules (a GPU when one is lent); same code, more patience, the reference router size.
     "full": Profile(
         sasrec_model=SASRecConfig(epochs=200, patience=10),
-        router_checkpoint=RouterConfig(
-            hidden_dim=256, num_layers=4, num_heads=8, epochs=200, patience=8, max_minutes=240.0
-        ),
+        router_checkpoint=RouterConfig(hidden_dim=256, num_layers=4, num_heads=8, epochs=200, patience=8),
     ),
 }
 PROFILE_NAMES = tuple(PROFILES)

@@ -8,11 +8,14 @@ unique to the writer, so two runs writing the same key never trip over each othe
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+import polars as pl
 
 
 class BlobStore(Protocol):
@@ -103,3 +106,21 @@ class StoredFile:
 
     def delete(self) -> None:
         self.store.delete(self.key)
+
+
+def frame_bytes(frame: pl.DataFrame, fmt: str = "parquet") -> bytes:
+    """A table as the bytes of a Parquet or CSV file, for ``BlobStore.write``."""
+    buffer = io.BytesIO()
+    if fmt == "parquet":
+        frame.write_parquet(buffer)
+    elif fmt == "csv":
+        frame.write_csv(buffer)
+    else:
+        raise ValueError(f"unknown table format {fmt!r}; choose parquet or csv")
+    return buffer.getvalue()
+
+
+def read_parquet_blob(store: BlobStore, key: str) -> pl.DataFrame | None:
+    """The Parquet table stored under ``key``, or ``None`` when there is none."""
+    data = store.read(key)
+    return pl.read_parquet(io.BytesIO(data)) if data is not None else None

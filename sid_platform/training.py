@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -156,7 +157,7 @@ def _save_resume(
         "rng": rng.bit_generator.state if rng is not None else None,
     }
     blob = {
-        "meta": json.dumps(meta),
+        "meta": json.dumps(meta, default=_plain),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else {},
         "best_state": best_state or {},
@@ -167,12 +168,28 @@ def _save_resume(
     resume.write(buffer.getvalue())
 
 
+def _plain(value: object) -> object:
+    """numpy scalars in the epoch records as the JSON numbers they stand for."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def _load_resume(resume: ResumeFile | None, fingerprint: str) -> dict | None:
-    """The saved state when it exists and belongs to this fingerprint; it never executes code."""
+    """The saved state when it exists and belongs to this fingerprint; it never executes code.
+
+    Anything else under the resume key (another run's state, a file in an older format that holds objects
+    rather than plain tensors) is ignored: the run starts fresh and overwrites it after its first epoch.
+    """
     data = resume.read() if resume is not None else None
     if not data:
         return None
-    saved = torch.load(io.BytesIO(data), weights_only=True)
+    try:
+        saved = torch.load(io.BytesIO(data), weights_only=True)
+    except pickle.UnpicklingError:  # not plain tensors: an older format, never unpickled here
+        return None
+    if not isinstance(saved, dict) or not isinstance(saved.get("meta"), str):
+        return None
     if json.loads(saved["meta"]).get("fingerprint") != fingerprint:
         return None
     return saved

@@ -16,10 +16,11 @@ from dagster import (
 )
 
 from sid_platform.data.validation import (
+    ValidatedData,
     interaction_expectations,
     item_expectations,
-    quarantine_invalid,
     run_suite,
+    validate_loaded,
 )
 from sid_platform.evaluation.report import markdown_table
 from sid_platform.policy import POLICY
@@ -42,52 +43,42 @@ GROUP = "ingest"
 )
 def ingest(context: AssetExecutionContext, dataset: DatasetResource):
     """Load the configured source once, validate both tables, and quarantine what fails."""
-    loaded = dataset.load()
-    items, q_items, item_report = quarantine_invalid(loaded.items, "items", loaded.source, item_expectations())
-    catalog_ids = items["item_id"].to_list()
-    interactions, q_inter, inter_report = quarantine_invalid(
-        loaded.interactions, "interactions", loaded.source, interaction_expectations(catalog_ids)
-    )
-    quarantine = pl.concat([loaded.quarantine, q_items, q_inter])
-    by_reason = quarantine.group_by("table", "field", "reason").len().sort("len", descending=True)
+    data = validate_loaded(dataset.load())
+    interactions, items, quarantine = data.interactions, data.items, data.quarantine
     context.log.info(
-        f"{loaded.source}: {interactions.height} interactions, {items.height} items, {quarantine.height} quarantined"
+        f"{data.source}: {interactions.height} interactions, {items.height} items, {quarantine.height} quarantined"
     )
-    yield Output(
-        interactions,
-        output_name="raw_interactions",
-        metadata={
-            "source": loaded.source,
-            "rows": interactions.height,
-            "users": interactions["user_id"].n_unique(),
-            "quarantined": q_inter.height + loaded.quarantine.filter(pl.col("table") == "interactions").height,
-            "expectations_on_input": MetadataValue.md(inter_report.markdown()),
-        },
-    )
-    yield Output(
-        items,
-        output_name="item_catalog",
-        metadata={
-            "source": loaded.source,
-            "items": items.height,
-            "with_title": items["title"].is_not_null().sum(),
-            "with_categories": items["categories"].is_not_null().sum(),
-            "quarantined": q_items.height + loaded.quarantine.filter(pl.col("table") == "items").height,
-            "expectations_on_input": MetadataValue.md(item_report.markdown()),
-        },
-    )
-    yield Output(
-        quarantine,
-        output_name="quarantined_rows",
-        metadata={
-            "rows": quarantine.height,
-            "by_reason": MetadataValue.md(
-                markdown_table(by_reason.columns, by_reason.head(20).rows())
-                if by_reason.height
-                else "nothing quarantined"
-            ),
-        },
-    )
+    yield Output(interactions, output_name="raw_interactions", metadata=interactions_metadata(data))
+    yield Output(items, output_name="item_catalog", metadata=catalog_metadata(data))
+    yield Output(quarantine, output_name="quarantined_rows", metadata=quarantine_metadata(data))
+
+
+def interactions_metadata(data: ValidatedData) -> dict:
+    return {
+        "source": data.source,
+        "rows": data.interactions.height,
+        "users": data.interactions["user_id"].n_unique(),
+        "quarantined": data.quarantined("interactions"),
+        "expectations_on_input": MetadataValue.md(data.interactions_report.markdown()),
+    }
+
+
+def catalog_metadata(data: ValidatedData) -> dict:
+    items = data.items
+    return {
+        "source": data.source,
+        "items": items.height,
+        "with_title": items["title"].is_not_null().sum(),
+        "with_categories": items["categories"].is_not_null().sum(),
+        "quarantined": data.quarantined("items"),
+        "expectations_on_input": MetadataValue.md(data.items_report.markdown()),
+    }
+
+
+def quarantine_metadata(data: ValidatedData) -> dict:
+    by_reason = data.quarantine.group_by("table", "field", "reason").len().sort("len", descending=True)
+    table = markdown_table(by_reason.columns, by_reason.head(20).rows()) if by_reason.height else "nothing quarantined"
+    return {"rows": data.quarantine.height, "by_reason": MetadataValue.md(table)}
 
 
 class QuarantineCheckConfig(Config):

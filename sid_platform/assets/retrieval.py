@@ -1,21 +1,22 @@
-"""Retrieval stage: ``router_checkpoint`` (the generative router) and ``faiss_index`` (the ANN channel)."""
+"""Retrieval stage: ``router_checkpoint`` (the generative router), ``faiss_index`` (the ANN channel) and
+``candidates`` (both channels for the evaluated users, retrieved once)."""
 
-import numpy as np
 import polars as pl
 import torch
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Output, asset
 
-from sid_platform.data.split import ItemVocab, UserSequences
+from sid_platform.assets.reporting import Column, EpochPlot, EpochReport, training_report
+from sid_platform.data.split import UserSequences
 from sid_platform.embed.pipeline import ItemEmbeddings
-from sid_platform.evaluation.plots import twin_line_plot
-from sid_platform.evaluation.report import markdown_table
-from sid_platform.resources import EvaluationProtocol, MlflowResource, config_class
+from sid_platform.resources import EvaluationProtocol, MlflowResource, SideFileStorage, config_class
 from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
-from sid_platform.retrieval.beam_search import constrained_beam_search
-from sid_platform.retrieval.router import RouterConfig
-from sid_platform.retrieval.training import SELECTION, checkpoint_blob, from_checkpoint, train_router
-from sid_platform.retrieval.trie import SidTrie, aligned_sids
-from sid_platform.settings import data_home
+from sid_platform.retrieval.candidates import val_at_p
+from sid_platform.retrieval.router import RouterCheckpoint, RouterConfig
+from sid_platform.retrieval.stored import Candidates, retrieve_users
+from sid_platform.retrieval.training import SELECTION, train_router
+from sid_platform.retrieval.trie import aligned_sids
+from sid_platform.semantic_ids import CodebooksCheckpoint
+from sid_platform.serving import load_codebooks, load_router
 
 GROUP = "retrieval"
 
@@ -28,6 +29,27 @@ class FaissIndexConfig(config_class("FaissIndexFields", AnnIndexConfig)):  # typ
     """Index kind and search knobs; fields and defaults come from ``AnnIndexConfig``."""
 
 
+ROUTER_REPORT = EpochReport(
+    curves=("loss", "generative_loss", "ann_loss", "valid_recall@10_generative", "valid_recall@10_cosine"),
+    plot=EpochPlot("loss", "valid_recall@10_generative", "train loss", "valid Recall@10 (generative)"),
+    table=(
+        Column("epoch", "epoch"),
+        Column("loss", "loss", 3),
+        Column("valid R@10 gen", "valid_recall@10_generative"),
+        Column("valid R@10 cos", "valid_recall@10_cosine"),
+        Column("seconds", "seconds", 0),
+    ),
+)
+
+
+def router_epoch_line(e: dict) -> str:
+    return (
+        f"router epoch {e['epoch']}: loss {e['loss']:.3f} (generative {e['generative_loss']:.3f}, "
+        f"ann {e['ann_loss']:.3f}), valid R@10 generative {e['valid_recall@10_generative']:.4f} "
+        f"cosine {e['valid_recall@10_cosine']:.4f}, {e['seconds']:.0f}s"
+    )
+
+
 @asset(
     group_name=GROUP,
     description="The router: a transformer that writes the next item's Semantic ID (plus an ANN query head); "
@@ -38,101 +60,51 @@ def router_checkpoint(
     config: RouterAssetConfig,
     evaluation_protocol: EvaluationProtocol,
     mlflow: MlflowResource,
-    data_splits: pl.DataFrame,
-    item_catalog: pl.DataFrame,
+    storage: SideFileStorage,
+    user_sequences: UserSequences,
     item_embeddings: ItemEmbeddings,
-    codebooks: dict,
+    codebooks: CodebooksCheckpoint,
     usid_table: pl.DataFrame,
-) -> Output[dict]:
-    vocab = ItemVocab.from_catalog(item_catalog)
-    sequences = UserSequences.from_splits(data_splits, vocab)
-    sids = aligned_sids(usid_table, vocab.item_ids)
-    trie = SidTrie.for_catalog(usid_table, vocab.item_ids, codebooks["config"]["codebook_size"])
-    content = item_embeddings.aligned(vocab.item_ids)
-    cfg = RouterConfig(**config.model_dump())
+) -> Output[RouterCheckpoint]:
+    sequences, stored, item_ids = user_sequences, load_codebooks(codebooks), user_sequences.vocab.item_ids
+    trie, cfg = stored.trie(usid_table, item_ids), RouterConfig(**config.model_dump())
     model, log = train_router(
         sequences.train,
         sequences.valid,
         trie,
-        sids,
+        aligned_sids(usid_table, item_ids),
         cfg,
-        content=content,
+        content=item_embeddings.aligned(item_ids),
         exclude_history=evaluation_protocol.exclude_history,
         # Same data, config and codebooks → same file: a crashed run resumes at its last finished epoch.
-        resume_path=data_home() / "checkpoints" / f"router_{codebooks['version']}.resume.pt",
-        on_epoch=lambda e: context.log.info(
-            f"router epoch {e['epoch']}: loss {e['loss']:.3f} (generative {e['generative_loss']:.3f}, "
-            f"ann {e['ann_loss']:.3f}), valid R@10 generative {e['valid_recall@10_generative']:.4f} "
-            f"cosine {e['valid_recall@10_cosine']:.4f}, {e['seconds']:.0f}s"
-        ),
+        resume=storage.file(f"checkpoints/router_{stored.version}.resume.pt"),
+        on_epoch=lambda e: context.log.info(router_epoch_line(e)),
     )
-    # Val@P: the validation target's prefix among the user's top-P prefixes at the channel's depth.
-    beams = constrained_beam_search(
-        model, model.user_states(sequences.valid.histories), trie, 1, cfg.prefix_depth, cfg.n_prefixes
-    )
-    target_prefix = trie.node_of_item[cfg.prefix_depth][sequences.valid.targets]
-    val_at_p = float(np.mean((beams.prefixes == target_prefix[:, None]).any(1))) if len(target_prefix) else 0.0
-    epochs = log.epochs
-    best = next((e for e in epochs if e["epoch"] == log.best_epoch), {})
-    plot = twin_line_plot(
-        [e["epoch"] for e in epochs],
-        [e["loss"] for e in epochs],
-        [e["valid_recall@10_generative"] for e in epochs],
-        "epoch",
-        "train loss",
-        "valid Recall@10 (generative)",
-    )
-    rows = [
-        (
-            e["epoch"],
-            round(e["loss"], 3),
-            e["valid_recall@10_generative"],
-            e["valid_recall@10_cosine"],
-            round(e["seconds"]),
-        )
-        for e in epochs
-    ]
+    best = log.best
     figures = {
         "best_epoch": log.best_epoch,
-        "epochs_run": len(epochs),
-        f"val@{cfg.n_prefixes}": round(val_at_p, 4),
+        "epochs_run": len(log.epochs),
+        f"val@{cfg.n_prefixes}": round(val_at_p(model, trie, sequences.valid), 4),
         "best_valid_recall@10_generative": best.get("valid_recall@10_generative", 0.0),
         "best_valid_recall@10_cosine": best.get("valid_recall@10_cosine", 0.0),
         "train_seconds": round(log.seconds, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    mlflow_run = mlflow.log_training_run(
-        context,
-        params={**config.model_dump(), "tokenizer_version": codebooks["version"]},
-        metrics=figures,
-        curves={
-            key: [e[key] for e in epochs]
-            for key in ("loss", "generative_loss", "ann_loss", "valid_recall@10_generative", "valid_recall@10_cosine")
-        },
-        plots={"training_plot": plot},
-    )
+    params = {**config.model_dump(), "tokenizer_version": stored.version}
+    report = training_report(context, mlflow, log.epochs, ROUTER_REPORT, params=params, figures=figures)
+    resumed = log.resumed_from_epoch if log.resumed_from_epoch is not None else -1
+    metadata = {"tokenizer_version": stored.version, "stopped_by": log.stopped_by, "selection": SELECTION}
     return Output(
-        checkpoint_blob(model, vocab.item_ids, codebooks["version"], log),
-        metadata={
-            **figures,
-            "tokenizer_version": codebooks["version"],
-            "stopped_by": log.stopped_by,
-            "selection": SELECTION,
-            "resumed_from_epoch": log.resumed_from_epoch if log.resumed_from_epoch is not None else -1,
-            "mlflow_run_id": mlflow_run,
-            "training_plot": MetadataValue.md(plot),
-            "training_curve": MetadataValue.md(
-                markdown_table(["epoch", "loss", "valid R@10 gen", "valid R@10 cos", "seconds"], rows)
-            ),
-        },
+        RouterCheckpoint.of(model, item_ids, stored.version, log),
+        metadata={**report, **metadata, "resumed_from_epoch": resumed},
     )
 
 
 @asset(group_name=GROUP, description="FAISS index over the router's item vectors (cosine); the ANN channel.")
-def faiss_index(config: FaissIndexConfig, router_checkpoint: dict) -> Output[AnnIndex]:
-    model = from_checkpoint(router_checkpoint)
+def faiss_index(config: FaissIndexConfig, router_checkpoint: RouterCheckpoint) -> Output[AnnIndex]:
+    router = load_router(router_checkpoint)
     with torch.no_grad():
-        keys = model.item_keys().numpy()
+        keys = router.model.item_keys().numpy()
     index = AnnIndex.build(keys, AnnIndexConfig(**config.model_dump()))
     return Output(
         index,
@@ -141,6 +113,37 @@ def faiss_index(config: FaissIndexConfig, router_checkpoint: dict) -> Output[Ann
             "items": index.size,
             "dim": int(keys.shape[1]),
             "top_n": config.top_n,
-            "tokenizer_version": router_checkpoint["tokenizer_version"],
+            "tokenizer_version": router.tokenizer_version,
+        },
+    )
+
+
+@asset(
+    group_name=GROUP,
+    description="Retrieval for the validation and test users, run once and read by the reranker and the "
+    "evaluation: each user's candidates (prefix channel ∪ ANN channel, with channel flags and base scores), "
+    "the generative and hybrid rankings, query vectors, channel coverage and per-stage timings.",
+)
+def candidates(
+    evaluation_protocol: EvaluationProtocol,
+    user_sequences: UserSequences,
+    codebooks: CodebooksCheckpoint,
+    usid_table: pl.DataFrame,
+    router_checkpoint: RouterCheckpoint,
+    faiss_index: AnnIndex,
+) -> Output[Candidates]:
+    stored = load_codebooks(codebooks)
+    router = load_router(router_checkpoint, user_sequences.vocab.item_ids, stored.version)
+    trie = stored.trie(usid_table, router.item_ids)
+    k, exclude = max(evaluation_protocol.ks), evaluation_protocol.exclude_history
+    found = retrieve_users(router.model, trie, faiss_index, user_sequences, k, exclude, router.tokenizer_version)
+    test, users = found.test, max(len(found.test), 1)
+    return Output(
+        found,
+        metadata={
+            "valid_users": len(found.valid),
+            "test_users": len(test),
+            **{f"test_{key}": round(value, 4) for key, value in test.report.as_dict().items()},
+            **{f"{stage}_ms_per_user": round(1000 * s / users, 3) for stage, s in test.seconds.items()},
         },
     )

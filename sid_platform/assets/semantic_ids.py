@@ -3,13 +3,15 @@
 import polars as pl
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset, asset_check
 
-from sid_platform.data.split import ItemVocab, UserSequences
+from sid_platform.assets.reporting import EpochReport, training_report
+from sid_platform.data.split import UserSequences
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_items
 from sid_platform.evaluation.plots import code_usage_plot
 from sid_platform.evaluation.report import markdown_table
 from sid_platform.policy import POLICY
-from sid_platform.resources import MlflowResource, config_class
+from sid_platform.resources import MlflowResource, SideFileStorage, config_class
 from sid_platform.semantic_ids import (
+    CodebooksCheckpoint,
     SemanticTokenizer,
     TokenizerSpec,
     UsidLookup,
@@ -19,12 +21,13 @@ from sid_platform.semantic_ids import (
     intrinsic_report,
     perplexity_per_level,
     sid_stability,
-    tokenizer_from_state,
     utilization_per_level,
 )
 from sid_platform.settings import data_home
+from sid_platform.storage import frame_bytes, read_parquet_blob
 
 GROUP = "semantic_ids"
+PUBLISHED_USID_TABLE = "semantic_ids/usid_table_latest.parquet"  # the previous table, for ID stability
 
 
 class ItemEmbeddingsConfig(config_class("ItemEmbeddingsFields", EmbeddingSpec)):  # type: ignore[misc]
@@ -33,10 +36,12 @@ class ItemEmbeddingsConfig(config_class("ItemEmbeddingsFields", EmbeddingSpec)):
 
 @asset(group_name=GROUP, description="One vector per catalog item (content, collaborative, or both fused).")
 def item_embeddings(
-    context: AssetExecutionContext, config: ItemEmbeddingsConfig, item_catalog: pl.DataFrame, data_splits: pl.DataFrame
+    context: AssetExecutionContext,
+    config: ItemEmbeddingsConfig,
+    item_catalog: pl.DataFrame,
+    user_sequences: UserSequences,
 ) -> Output[ItemEmbeddings]:
-    vocab = ItemVocab.from_catalog(item_catalog)
-    train = UserSequences.from_splits(data_splits, vocab).train
+    vocab, train = user_sequences.vocab, user_sequences.train
     spec = EmbeddingSpec(
         **{**config.model_dump(), "encoders": tuple(config.encoders), "weights": tuple(config.weights)}
     )
@@ -79,72 +84,63 @@ def codebooks(
     mlflow: MlflowResource,
     item_embeddings: ItemEmbeddings,
     item_catalog: pl.DataFrame,
-) -> Output[dict]:
+) -> Output[CodebooksCheckpoint]:
     tokenizer = config.build(len(item_embeddings.item_ids))
     log = tokenizer.fit(item_embeddings.vectors, item_catalog["categories"].to_list())
     codes = tokenizer.encode(item_embeddings.vectors)
-    state = {**tokenizer.state(), "embeddings_version": item_embeddings.version}
+    checkpoint = CodebooksCheckpoint.of(tokenizer, item_embeddings.version, log)
     utilization = utilization_per_level(codes, tokenizer.codebook_size)
     perplexity = perplexity_per_level(codes, tokenizer.codebook_size)
-    last = log.entries[-1] if log.entries else {}
+    last = log.epochs[-1] if log.epochs else {}
     figures = {
         "train_seconds": round(log.seconds, 1),
         **{f"utilization_level_{i + 1}": round(u, 4) for i, u in enumerate(utilization)},
         **{f"perplexity_level_{i + 1}": round(p, 1) for i, p in enumerate(perplexity)},
         **({"recon_mse": round(float(last["recon_mse"]), 4)} if "recon_mse" in last else {}),
     }
-    usage_plot = code_usage_plot(codes, tokenizer.codebook_size)
-    mlflow_run = mlflow.log_training_run(
+    report = EpochReport(curves=tuple(key for key in last if key not in ("epoch", "seconds")))
+    params = {**config.model_dump(), "embeddings_version": item_embeddings.version, "version": checkpoint.version}
+    params["codebook_size"] = tokenizer.codebook_size  # resolved from the catalog when the config leaves it unset
+    metadata = training_report(
         context,
-        params={
-            **config.model_dump(),
-            "codebook_size": tokenizer.codebook_size,
-            "embeddings_version": item_embeddings.version,
-            "version": state["version"],
-        },
-        metrics=figures,
-        curves={key: [e[key] for e in log.entries] for key in last if key not in ("epoch", "seconds")},
-        plots={"code_usage": usage_plot},
+        mlflow,
+        log.epochs,
+        report,
+        params=params,
+        figures=figures,
+        plots={"code_usage": code_usage_plot(codes, tokenizer.codebook_size)},
     )
-    return Output(
-        state,
-        metadata={
-            "tokenizer": config.tokenizer,
-            "version": state["version"],
-            "embeddings_version": item_embeddings.version,
-            "codebook_size": tokenizer.codebook_size,  # resolved from the catalog when the config leaves it unset
-            "codebook_size_auto": config.codebook_size is None,
-            **figures,
-            "code_usage": MetadataValue.md(usage_plot),
-            "mlflow_run_id": mlflow_run,
-        },
-    )
+    versions = {"version": checkpoint.version, "embeddings_version": item_embeddings.version}
+    size = {"codebook_size": tokenizer.codebook_size, "codebook_size_auto": config.codebook_size is None}
+    return Output(checkpoint, metadata={"tokenizer": config.tokenizer, **versions, **size, **metadata})
 
 
 @asset(group_name=GROUP, description="item → (c1 … cL, suffix): every item's Semantic ID, unique thanks to the suffix.")
 def usid_table(
-    context: AssetExecutionContext, codebooks: dict, item_embeddings: ItemEmbeddings, item_catalog: pl.DataFrame
+    context: AssetExecutionContext,
+    storage: SideFileStorage,
+    codebooks: CodebooksCheckpoint,
+    item_embeddings: ItemEmbeddings,
+    item_catalog: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
-    tokenizer = tokenizer_from_state(codebooks)
+    tokenizer = codebooks.tokenizer()
     codes = tokenizer.encode(item_embeddings.vectors)
-    table = build_usid_table(item_embeddings.item_ids, codes, codebooks["version"])
+    table = build_usid_table(item_embeddings.item_ids, codes, codebooks.version)
     report = intrinsic_report(
         codes, tokenizer.codebook_size, item_embeddings.vectors, item_catalog["categories"].to_list()
     )
-    published = data_home() / "semantic_ids" / "usid_table_latest.parquet"
-    stability = sid_stability(pl.read_parquet(published), table) if published.is_file() else None
+    store = storage.store()
+    previous = read_parquet_blob(store, PUBLISHED_USID_TABLE)  # the last table, to measure how IDs moved
+    stability = sid_stability(previous, table) if previous is not None else None
     audit = code_label_audit(codes, item_catalog["categories"].to_list(), item_embeddings.item_ids)
-    audit_path = data_home() / "semantic_ids" / "code_label_audit.csv"
-    audit_path.parent.mkdir(parents=True, exist_ok=True)
-    audit.write_csv(audit_path)
-    table.write_parquet(published.with_suffix(".tmp"))
-    published.with_suffix(".tmp").replace(published)
+    audit_path = store.write("semantic_ids/code_label_audit.csv", frame_bytes(audit, "csv"))
+    store.write(PUBLISHED_USID_TABLE, frame_bytes(table))
     metadata = {
         "items": table.height,
-        "tokenizer_version": codebooks["version"],
+        "tokenizer_version": codebooks.version,
         "collision_rate_before_suffix": round(report["collision_rate"], 4),
         "max_suffix": int(table["suffix"].max() or 0),
-        "code_label_audit": MetadataValue.path(str(audit_path)),
+        "code_label_audit": MetadataValue.path(audit_path),
         "code_label_audit_flagged": audit.height,
     }
     for key in ("similarity_depth_spearman", "taxonomy_alignment", "taxonomy_alignment_chance"):
@@ -177,9 +173,9 @@ class UtilizationCheckConfig(Config):
     description=f"Every level of the codebook uses at least {POLICY.min_codebook_utilization:.0%} of its codes.",
 )
 def codebook_utilization(
-    config: UtilizationCheckConfig, codebooks: dict, item_embeddings: ItemEmbeddings
+    config: UtilizationCheckConfig, codebooks: CodebooksCheckpoint, item_embeddings: ItemEmbeddings
 ) -> AssetCheckResult:
-    tokenizer = tokenizer_from_state(codebooks)
+    tokenizer = codebooks.tokenizer()
     utilization = utilization_per_level(tokenizer.encode(item_embeddings.vectors), tokenizer.codebook_size)
     low = [i + 1 for i, u in enumerate(utilization) if u < config.min_utilization]
     return AssetCheckResult(

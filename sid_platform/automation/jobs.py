@@ -21,11 +21,12 @@ retrain_job = define_asset_job(
     tags={"sid/kind": "retrain"},
 )
 
-# What the retrain sensors watch: the stored models re-evaluated on freshly ingested logs, no training and
-# no promotion. Run it when new interaction logs arrive (or on a schedule of your own).
+# What the retrain sensors watch: the stored models re-evaluated on freshly ingested logs (the users' sequences
+# and their retrieval redone, no training and no promotion). Run it when new interaction logs arrive (or on a
+# schedule of your own).
 monitoring_job = define_asset_job(
     "monitoring_job",
-    selection=AssetSelection.groups("ingest") | AssetSelection.assets("data_splits", "evaluation"),
+    selection=AssetSelection.groups("ingest") | AssetSelection.assets("data_splits", "candidates", "evaluation"),
     description="Re-evaluate the stored models on the current logs; the retrain sensors read its evaluation.",
     tags={"sid/kind": "monitoring"},
 )

@@ -7,17 +7,20 @@ cross-entropy SASRec beats the original one-negative BCE by a wide margin. Early
 
 from __future__ import annotations
 
-import copy
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from sid_platform.checkpoint import load_checkpoint, save_checkpoint
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import rank_with_scorer, recall_at_k
+from sid_platform.sequences import length_bucketed_batches, pad_left
+from sid_platform.training import TrainingLog, train_with_early_stopping
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class SASRec(nn.Module):
 
     @torch.no_grad()
     def user_vectors(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        seq = torch.from_numpy(pad_left([h + 1 for h in histories], self.cfg.max_len))
+        seq = torch.from_numpy(pad_left([h + 1 for h in histories], self.cfg.max_len, pad=0))
         return self.forward(seq)[:, -1]
 
     @torch.no_grad()
@@ -89,24 +92,6 @@ class SASRec(nn.Module):
         scores = (self.user_vectors(histories) @ self.item_vectors().T).numpy()
         self.train(was_training)
         return scores
-
-
-def pad_left(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """Keep the last ``length`` tokens of each sequence, left-padded with 0."""
-    out = np.zeros((len(sequences), length), dtype=np.int64)
-    for row, seq in enumerate(sequences):
-        tail = seq[-length:]
-        if len(tail):
-            out[row, -len(tail) :] = tail
-    return out
-
-
-@dataclass
-class TrainingLog:
-    epochs: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
-    best_valid_recall10: float = 0.0
-    seconds: float = 0.0
 
 
 def train_sasrec(
@@ -124,13 +109,11 @@ def train_sasrec(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # Each sequence of n items gives inputs seq[:-1] and targets seq[1:], both shifted to tokens (+1).
     usable = [s + 1 for s in train_sequences if len(s) >= 2]
-    tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1))
+    tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1, pad=0))
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     lengths = (targets > 0).sum(1).numpy()
-    log, best_state, stale = TrainingLog(), None, 0
-    start = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        model.train()
+
+    def run_epoch(epoch: int) -> dict[str, float]:
         total, batches = 0.0, 0
         for idx in length_bucketed_batches(lengths, cfg.batch_size, rng):
             width = int(lengths[idx].max())  # left-padded: the last `width` columns hold every token
@@ -144,46 +127,24 @@ def train_sasrec(
             opt.step()
             total += loss.item()
             batches += 1
+        return {"loss": total / max(batches, 1)}
+
+    def validate() -> dict[str, float]:
         ranked = rank_with_scorer(model.score, valid.histories, 10, exclude_history)
-        r10 = recall_at_k(ranked, valid.targets, 10)
-        entry = {
-            "epoch": epoch,
-            "loss": total / max(batches, 1),
-            "valid_recall@10": r10,
-            "seconds": time.perf_counter() - start,
-        }
-        log.epochs.append(entry)
-        if on_epoch:
-            on_epoch(entry)
-        if r10 > log.best_valid_recall10:
-            log.best_epoch, log.best_valid_recall10, stale = epoch, r10, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    log.seconds = time.perf_counter() - start
+        return {"valid_recall@10": recall_at_k(ranked, valid.targets, 10)}
+
+    log = train_with_early_stopping(
+        model,
+        opt,
+        run_epoch,
+        validate,
+        "valid_recall@10",
+        max_epochs=cfg.epochs,
+        patience=cfg.patience,
+        rng=rng,
+        on_epoch=on_epoch,
+    )
     return model, log
-
-
-def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches of sequences of similar length, so little compute goes to padding.
-
-    Amazon sequences are short (median 6) and padding to ``max_len`` would multiply the cost of every
-    layer, dropout included, several times over. Shuffle, sort within windows of 50 batches, cut into
-    batches, shuffle the batches: random enough for SGD, dense enough for the CPU.
-    """
-    order = rng.permutation(len(lengths))
-    window = batch_size * 50
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = order[start : start + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _next_item_loss(
@@ -211,13 +172,38 @@ def _next_item_loss(
     return nn.functional.cross_entropy(logits, torch.zeros(len(tgt), dtype=torch.long))
 
 
-def checkpoint_blob(model: SASRec, item_ids: list[str]) -> dict:
-    """A self-describing checkpoint: config, the item vocabulary the indices refer to, and weights."""
-    return {"kind": "sasrec", "config": asdict(model.cfg), "item_ids": list(item_ids), "state_dict": model.state_dict()}
+@dataclass
+class SASRecCheckpoint:
+    """What ``sasrec_model`` stores: the config, the item vocabulary its indices refer to, the weights, the log."""
 
+    KIND: ClassVar[str] = "sasrec"
 
-def from_checkpoint(blob: dict) -> tuple[SASRec, list[str]]:
-    model = SASRec(len(blob["item_ids"]), SASRecConfig(**blob["config"]))
-    model.load_state_dict(blob["state_dict"])
-    model.eval()
-    return model, blob["item_ids"]
+    config: SASRecConfig
+    item_ids: list[str]  # row i of the item embeddings (token i + 1) is item_ids[i]
+    weights: dict[str, torch.Tensor]
+    log: TrainingLog | None = None
+
+    @classmethod
+    def of(cls, model: SASRec, item_ids: Sequence[str], log: TrainingLog | None = None) -> SASRecCheckpoint:
+        weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        return cls(model.cfg, list(item_ids), weights, log)
+
+    def model(self) -> SASRec:
+        """The trained model, in eval mode."""
+        model = SASRec(len(self.item_ids), self.config)
+        model.load_state_dict(self.weights)
+        return model.eval()
+
+    def save(self, path: str | Path) -> Path:
+        meta = {
+            "config": asdict(self.config),
+            "item_ids": self.item_ids,
+            "log": self.log.as_dict() if self.log is not None else None,
+        }
+        return save_checkpoint(path, self.KIND, self.weights, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SASRecCheckpoint:
+        weights, meta = load_checkpoint(path, cls.KIND)
+        log = TrainingLog.from_dict(meta["log"]) if meta["log"] is not None else None
+        return cls(SASRecConfig(**meta["config"]), meta["item_ids"], weights, log)

@@ -69,11 +69,13 @@ class EvalCases:
 
 @dataclass(frozen=True)
 class UserSequences:
-    """Training sequences and the validation/test cases derived from one split frame."""
+    """Training sequences and the validation/test cases derived from one split frame, with the vocabulary
+    their indices refer to (so one stored object is all a model needs to train or be evaluated)."""
 
     train: list[np.ndarray]
     valid: EvalCases
     test: EvalCases
+    vocab: ItemVocab
 
     @classmethod
     def from_splits(cls, splits: pl.DataFrame, vocab: ItemVocab) -> UserSequences:
@@ -96,4 +98,5 @@ class UserSequences:
             train=train,
             valid=EvalCases(valid[0], valid[1], np.asarray(valid[2], dtype=np.int64)),
             test=EvalCases(test[0], test[1], np.asarray(test[2], dtype=np.int64)),
+            vocab=vocab,
         )

@@ -15,7 +15,7 @@ from functools import cache
 
 import polars as pl
 
-from sid_platform.data.schema import QUARANTINE_SCHEMA, empty_quarantine
+from sid_platform.data.schema import QUARANTINE_SCHEMA, LoadedData, empty_quarantine
 from sid_platform.settings import library_defaults
 from sid_platform.tables import markdown_table
 
@@ -196,3 +196,29 @@ def quarantine_invalid(
 def _row_text(df: pl.DataFrame, row: int) -> str:
     record = {k: v for k, v in df.row(row, named=True).items() if k != "_row"}
     return str({k: (v if not isinstance(v, datetime) else v.isoformat()) for k, v in record.items()})[:500]
+
+
+@dataclass(frozen=True)
+class ValidatedData:
+    """Both tables with the rows that failed their suites removed, every rejected row, and the suites' reports."""
+
+    source: str
+    interactions: pl.DataFrame
+    items: pl.DataFrame
+    quarantine: pl.DataFrame  # the loader's rejects, then the catalog's, then the interactions'
+    interactions_report: SuiteReport  # the suites as they judged the input, before quarantine
+    items_report: SuiteReport
+
+    def quarantined(self, table: str) -> int:
+        """Rows of ``table`` rejected by the loader or by its suite."""
+        return self.quarantine.filter(pl.col("table") == table).height
+
+
+def validate_loaded(loaded: LoadedData) -> ValidatedData:
+    """Run the catalog's suite, then the interactions' against the clean catalog; quarantine what fails."""
+    items, q_items, items_report = quarantine_invalid(loaded.items, "items", loaded.source, item_expectations())
+    interactions, q_inter, inter_report = quarantine_invalid(
+        loaded.interactions, "interactions", loaded.source, interaction_expectations(items["item_id"].to_list())
+    )
+    quarantine = pl.concat([loaded.quarantine, q_items, q_inter])
+    return ValidatedData(loaded.source, interactions, items, quarantine, inter_report, items_report)

@@ -60,12 +60,20 @@ def coverage(candidates: Sequence[np.ndarray], targets: np.ndarray) -> float:
     """Share of users whose target is anywhere in their candidate set (order does not matter)."""
     if not len(targets):
         return 0.0
-    return float(np.mean([t in set(c.tolist()) for c, t in zip(candidates, targets, strict=True)]))
+    return float(np.mean([bool(np.any(np.asarray(c) == t)) for c, t in zip(candidates, targets, strict=True)]))
 
 
 def candidates_per_user(candidates: Sequence[np.ndarray]) -> float:
     """Mean number of distinct candidates per user."""
-    return float(np.mean([len(np.unique(c)) for c in candidates])) if len(candidates) else 0.0
+    return float(np.mean([_distinct(c) for c in candidates])) if len(candidates) else 0.0
+
+
+def _distinct(items: np.ndarray) -> int:
+    """How many distinct items; a strictly increasing list (a union is built sorted) is counted without sorting."""
+    items = np.asarray(items)
+    if items.ndim == 1 and (len(items) < 2 or bool(np.all(items[1:] > items[:-1]))):
+        return len(items)
+    return len(np.unique(items))
 
 
 def top_k_from_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None = None) -> np.ndarray:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sid_platform.tables import markdown_table
 
-__all__ = ["METRIC_COLUMNS", "markdown_table", "metrics_table", "write_json"]  # markdown_table: its old home
+__all__ = ["METRIC_COLUMNS", "markdown_table", "json_bytes", "metrics_table"]  # markdown_table: its old home
 
 METRIC_COLUMNS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20")
 
@@ -21,7 +20,6 @@ def metrics_table(results: dict[str, dict[str, float]], columns: Sequence[str] =
     )
 
 
-def write_json(document: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, sort_keys=False))
-    return path
+def json_bytes(document: dict[str, Any]) -> bytes:
+    """The evaluation document as the JSON file a run stores beside its assets."""
+    return json.dumps(document, indent=2, sort_keys=False).encode()

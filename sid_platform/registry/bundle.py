@@ -1,7 +1,7 @@
 """The servable recommender as ONE MLflow model: every component as a file, plus the config that made them.
 
 A bundle is a mapping ``name → component``; each component becomes one file (a polars frame → Parquet,
-bytes → ``.bin``, a path → copied as is, anything else → pickle) and one MLflow pyfunc artifact. Beside
+a model checkpoint → its own safetensors file, bytes → ``.bin``, a path → copied as is, anything else → pickle) and one MLflow pyfunc artifact. Beside
 them lies ``config.json``: the full Dagster run config, the data fingerprint, the evaluation figures and
 each file's SHA-256, so a registered version says exactly what produced it (and ``pinned_config`` reads
 it back for a rollback or a rerun). Adding a component (a FAISS index, a router checkpoint) is one more
@@ -17,13 +17,12 @@ import pickle
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 import polars as pl
 from mlflow.entities.model_registry import ModelVersion
@@ -32,8 +31,15 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
+from sid_platform.baselines.sasrec import SASRecCheckpoint
+from sid_platform.checkpoint import SUFFIX as CHECKPOINT_SUFFIX
+from sid_platform.checkpoint import checkpoint_kind
 from sid_platform.data.files import sha256_of
 from sid_platform.registry.tracking import Tracking, log_run
+from sid_platform.reranking.dpo import RerankerCheckpoint
+from sid_platform.retrieval.router import RouterCheckpoint
+from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
+from sid_platform.serving import RANKERS
 
 CONFIG_ARTIFACT = "config"
 MODEL_ARTIFACT_PATH = "model"
@@ -42,6 +48,12 @@ SIGNATURE = ModelSignature(
     outputs=Schema([ColSpec(Array(DataType.string), "items"), ColSpec(Array(DataType.string), "sids")]),
     params=ParamSchema([ParamSpec("k", DataType.long, 10)]),
 )
+
+
+# Checkpoint kind → its class: a checkpoint component is stored with its own save() and read back with load().
+CHECKPOINTS: dict[str, type[CodebooksCheckpoint | SASRecCheckpoint | RouterCheckpoint | RerankerCheckpoint]] = {
+    cls.KIND: cls for cls in (CodebooksCheckpoint, SASRecCheckpoint, RouterCheckpoint, RerankerCheckpoint)
+}
 
 
 def _package_version(name: str) -> str | None:
@@ -56,6 +68,8 @@ def write_component(name: str, value: Any, directory: Path) -> Path:
     if isinstance(value, pl.DataFrame):
         path = directory / f"{name}.parquet"
         value.write_parquet(path)
+    elif isinstance(value, tuple(CHECKPOINTS.values())):
+        path = value.save(directory / f"{name}{CHECKPOINT_SUFFIX}")
     elif isinstance(value, bytes):
         path = directory / f"{name}.bin"
         path.write_bytes(value)
@@ -72,6 +86,8 @@ def write_component(name: str, value: Any, directory: Path) -> Path:
 def read_component(path: Path) -> Any:
     if path.suffix == ".parquet":
         return pl.read_parquet(path)
+    if path.suffix == CHECKPOINT_SUFFIX and checkpoint_kind(path) in CHECKPOINTS:
+        return CHECKPOINTS[checkpoint_kind(path)].load(path)
     if path.suffix == ".pkl":
         with open(path, "rb") as handle:
             return pickle.load(handle)
@@ -87,62 +103,6 @@ def frame_fingerprint(*frames: pl.DataFrame) -> str:
         digest.update(",".join(frame.columns).encode())
         digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def encode_histories(item_ids: list[str], histories: list[list[str]]) -> list[np.ndarray]:
-    """Item-id histories → item indices of the model's vocabulary; items it does not know are skipped."""
-    index = {item: i for i, item in enumerate(item_ids)}
-    return [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
-
-
-def rank_sasrec(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """SASRec over the full catalog: the histories' item ids in, the top-k item ids out."""
-    from sid_platform.baselines.sasrec import from_checkpoint
-
-    model, item_ids = from_checkpoint(components["sasrec_model"])
-    encoded = encode_histories(item_ids, histories)
-    top = np.argsort(-model.score(encoded), axis=1)[:, :k]
-    return [[item_ids[i] for i in row] for row in top]
-
-
-def _router_retrieval(components: Mapping[str, Any], histories: list[list[str]], k: int) -> tuple:
-    """The router's serving path for item-id histories: prefix channel ∪ ANN channel with base scores."""
-    from sid_platform.retrieval.pipeline import retrieve
-    from sid_platform.retrieval.training import from_checkpoint
-    from sid_platform.retrieval.trie import SidTrie
-
-    blob = components["router_checkpoint"]
-    item_ids = blob["item_ids"]
-    model = from_checkpoint(blob)
-    trie = SidTrie.for_catalog(components["usid_table"], item_ids, components["codebooks"]["config"]["codebook_size"])
-    encoded = encode_histories(item_ids, histories)
-    found = retrieve(model, trie, components["faiss_index"], encoded, k, components["faiss_index"].top_n)
-    return found, item_ids
-
-
-def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """Hybrid candidates ranked by cosine (the base ranking)."""
-    found, item_ids = _router_retrieval(components, histories, k)
-    return [[item_ids[i] for i in row if i >= 0] for row in found.hybrid_cosine]
-
-
-def rank_router_hybrid_dpo(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """Hybrid candidates ranked by cosine, the top of the pool reordered by the bounded DPO reranker."""
-    from sid_platform.reranking.dpo import from_checkpoint, rerank
-
-    found, item_ids = _router_retrieval(components, histories, k)
-    reranker = from_checkpoint(components["dpo_checkpoint"])
-    top, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, k)
-    return [[item_ids[i] for i in row if i >= 0] for row in top]
-
-
-# Serving model name (as ``evaluation`` names it) → how the bundle ranks with it. A ranking that the bundle
-# should serve is one more entry, reading its components by name.
-RANKERS: dict[str, Callable[[Mapping[str, Any], list[list[str]], int], list[list[str]]]] = {
-    "sasrec": rank_sasrec,
-    "router_hybrid_cosine": rank_router_hybrid_cosine,
-    "router_hybrid_dpo": rank_router_hybrid_dpo,
-}
 
 
 class ServableRecommender(mlflow.pyfunc.PythonModel):

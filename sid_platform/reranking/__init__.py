@@ -3,6 +3,7 @@
 from sid_platform.reranking.dpo import (
     PreferencePairs,
     Reranker,
+    RerankerCheckpoint,
     RerankerConfig,
     bounded_score,
     dpo_loss,
@@ -14,6 +15,7 @@ from sid_platform.reranking.dpo import (
 __all__ = [
     "PreferencePairs",
     "Reranker",
+    "RerankerCheckpoint",
     "RerankerConfig",
     "bounded_score",
     "dpo_loss",

@@ -13,13 +13,17 @@ candidates by base score), or uniform random items for the comparison.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
+
+from sid_platform.checkpoint import load_checkpoint, save_checkpoint
+from sid_platform.training import TrainingLog, train_with_early_stopping
 
 NEGATIVE_KINDS = ("hard", "random")
 
@@ -118,12 +122,6 @@ def preference_pairs(
     return PreferencePairs(as_array(users), as_array(chosen), as_array(rejected))
 
 
-@dataclass
-class RerankerLog:
-    epochs: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
-
-
 def _margins(model: Reranker, queries: torch.Tensor, keys: torch.Tensor, pairs: PreferencePairs) -> tuple:
     q = queries[torch.from_numpy(pairs.user)]
     kc, kr = keys[torch.from_numpy(pairs.chosen)], keys[torch.from_numpy(pairs.rejected)]
@@ -150,15 +148,14 @@ def train_reranker(
     valid_pairs: PreferencePairs,
     cfg: RerankerConfig,
     on_epoch: Callable[[dict], None] | None = None,
-) -> tuple[Reranker, RerankerLog]:
-    """DPO over the pairs; keeps the epoch with the best validation preference accuracy."""
+) -> tuple[Reranker, TrainingLog]:
+    """DPO over the pairs for every epoch (no patience); keeps the epoch with the best validation preference accuracy."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = Reranker(keys.shape[1], cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    log, best, best_acc = RerankerLog(), None, -1.0
-    for epoch in range(cfg.epochs):
-        model.train()
+
+    def run_epoch(epoch: int) -> dict[str, float]:
         order = rng.permutation(len(train_pairs))
         total, batches = 0.0, 0
         for start in range(0, len(order), cfg.batch_size):
@@ -170,20 +167,17 @@ def train_reranker(
             opt.step()
             total += loss.item()
             batches += 1
-        entry = {
-            "epoch": epoch,
-            "loss": total / max(batches, 1),
+        return {"loss": total / max(batches, 1)}
+
+    def validate() -> dict[str, float]:
+        return {
             "train_accuracy": preference_accuracy(model, queries, keys, train_pairs),
             "valid_accuracy": preference_accuracy(model, queries, keys, valid_pairs),
         }
-        log.epochs.append(entry)
-        if on_epoch:
-            on_epoch(entry)
-        if entry["valid_accuracy"] > best_acc:
-            best_acc, log.best_epoch, best = entry["valid_accuracy"], epoch, copy.deepcopy(model.state_dict())
-    if best is not None:
-        model.load_state_dict(best)
-    model.eval()
+
+    log = train_with_early_stopping(
+        model, opt, run_epoch, validate, "valid_accuracy", max_epochs=cfg.epochs, rng=rng, on_epoch=on_epoch
+    )
     return model, log
 
 
@@ -216,12 +210,60 @@ def rerank(
     return ranked, orders
 
 
-def checkpoint_blob(model: Reranker, dim: int, log: RerankerLog) -> dict:
-    return {"kind": "dpo_reranker", "config": asdict(model.cfg), "dim": dim, "state_dict": model.state_dict(),
-            "log": asdict(log)}  # fmt: skip
+@dataclass
+class RerankerCheckpoint:
+    """What ``dpo_checkpoint`` stores: config, weights and log of the reranker, the router codebook version whose
+    queries and item vectors it reads, and the study run beside it (diagnostics, not needed to serve)."""
 
+    KIND: ClassVar[str] = "dpo_reranker"
 
-def from_checkpoint(blob: dict) -> Reranker:
-    model = Reranker(blob["dim"], RerankerConfig(**blob["config"]))
-    model.load_state_dict(blob["state_dict"])
-    return model.eval()
+    config: RerankerConfig
+    dim: int  # width of the router's query and item vectors
+    weights: dict[str, torch.Tensor]
+    log: TrainingLog | None = None
+    tokenizer_version: str = ""  # the router's codebooks
+    study: list[dict] = field(default_factory=list)  # one row per (variant, users)
+    curves: dict[str, list[dict]] = field(default_factory=dict)  # variant → per-epoch records
+    users: dict[str, int] = field(default_factory=dict)  # train / held_out user counts
+    upstream: dict = field(default_factory=dict)  # codebook utilization and channel coverage, for the report
+
+    @classmethod
+    def of(cls, model: Reranker, dim: int, log: TrainingLog | None = None) -> RerankerCheckpoint:
+        """The model's weights; the study fields are left empty for the caller to fill (``dataclasses.replace``)."""
+        weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        return cls(model.cfg, dim, weights, log)
+
+    def model(self) -> Reranker:
+        """The trained reranker, in eval mode."""
+        model = Reranker(self.dim, self.config)
+        model.load_state_dict(self.weights)
+        return model.eval()
+
+    def save(self, path: str | Path) -> Path:
+        meta = {
+            "config": asdict(self.config),
+            "dim": self.dim,
+            "log": self.log.as_dict() if self.log is not None else None,
+            "tokenizer_version": self.tokenizer_version,
+            "study": self.study,
+            "curves": self.curves,
+            "users": self.users,
+            "upstream": self.upstream,
+        }
+        return save_checkpoint(path, self.KIND, self.weights, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RerankerCheckpoint:
+        weights, meta = load_checkpoint(path, cls.KIND)
+        log = TrainingLog.from_dict(meta["log"]) if meta["log"] is not None else None
+        return cls(
+            RerankerConfig(**meta["config"]),
+            meta["dim"],
+            weights,
+            log,
+            tokenizer_version=meta["tokenizer_version"],
+            study=meta["study"],
+            curves=meta["curves"],
+            users=meta["users"],
+            upstream=meta["upstream"],
+        )

@@ -7,7 +7,7 @@ Pure torch/numpy/faiss; no Dagster here. The assets in ``sid_platform.assets.ret
 from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
 from sid_platform.retrieval.beam_search import BeamResult, constrained_beam_search
 from sid_platform.retrieval.candidates import ChannelReport, hybrid_candidates, rank_candidates
-from sid_platform.retrieval.router import RouterConfig, SemanticRouter
+from sid_platform.retrieval.router import RouterCheckpoint, RouterConfig, SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "AnnIndexConfig",
     "BeamResult",
     "ChannelReport",
+    "RouterCheckpoint",
     "RouterConfig",
     "SemanticRouter",
     "SidTrie",

@@ -8,13 +8,31 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import candidates_per_user, coverage
+from sid_platform.retrieval.beam_search import constrained_beam_search
+from sid_platform.retrieval.router import SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
 
 
 def prefix_channel(trie: SidTrie, prefixes: np.ndarray, depth: int) -> list[np.ndarray]:
     """Per user, every item under its top prefixes (``prefixes``: [users, P] nodes at ``depth``)."""
     return [trie.items_under(depth, row) for row in prefixes]
+
+
+def val_at_p(router: SemanticRouter, trie: SidTrie, cases: EvalCases) -> float:
+    """Val@P: share of users whose target's prefix (at the prefix channel's depth) is among their top P.
+
+    P and the depth are the router's ``n_prefixes`` and ``prefix_depth``: this is how much of the target the
+    prefix channel can reach, measured on prefixes alone (the router's selection figure for that channel).
+    """
+    if not len(cases):
+        return 0.0
+    cfg = router.cfg
+    states = router.user_states(cases.histories)
+    beams = constrained_beam_search(router, states, trie, 1, cfg.prefix_depth, cfg.n_prefixes)
+    target_prefix = trie.node_of_item[cfg.prefix_depth][cases.targets]
+    return float(np.mean((beams.prefixes == target_prefix[:, None]).any(1)))
 
 
 def hybrid_candidates(*channels: Sequence[np.ndarray]) -> list[np.ndarray]:

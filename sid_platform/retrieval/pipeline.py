@@ -15,8 +15,8 @@ from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.beam_search import constrained_beam_search
 from sid_platform.retrieval.candidates import hybrid_candidates, prefix_channel, rank_candidates
 from sid_platform.retrieval.router import SemanticRouter
-from sid_platform.retrieval.training import exclude_seen
 from sid_platform.retrieval.trie import SidTrie
+from sid_platform.sequences import exclude_seen, ranking_depth
 
 
 @dataclass
@@ -30,11 +30,6 @@ class Retrieval:
     queries: torch.Tensor  # [users, d] normalized query vectors
     keys: torch.Tensor  # [n_items, d] normalized item vectors the base scores were computed against
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def ranking_depth(k: int, histories: Sequence[np.ndarray], exclude_history: bool) -> int:
-    """How deep to rank so that ``k`` items remain after dropping seen ones (``exclude_seen``)."""
-    return k + (max((len(h) for h in histories), default=0) if exclude_history else 0)
 
 
 @torch.no_grad()

@@ -8,43 +8,22 @@ lets a crashed run continue where it stopped.
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from sid_platform.baselines.sasrec import length_bucketed_batches
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import recall_at_k, top_k_from_scores
 from sid_platform.retrieval.beam_search import constrained_beam_search
-from sid_platform.retrieval.router import RouterConfig, SemanticRouter, pad_left
+from sid_platform.retrieval.router import RouterConfig, SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
+from sid_platform.sequences import exclude_seen, length_bucketed_batches, pad_left
+from sid_platform.training import ResumeFile, TrainingLog, train_with_early_stopping
 
 SELECTION = "mean of the generative and cosine validation Recall@10"
-
-
-@dataclass
-class RouterLog:
-    epochs: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
-    best_score: float = -1.0
-    seconds: float = 0.0
-    resumed_from_epoch: int | None = None
-    stopped_by: str = "epochs"
-
-
-def exclude_seen(ranked: np.ndarray, histories: Sequence[np.ndarray], k: int) -> np.ndarray:
-    """Drop history items from ranked lists and keep the first ``k`` (-1 padding)."""
-    out = np.full((len(ranked), k), -1, dtype=np.int64)
-    for row, (items, seen) in enumerate(zip(ranked, histories, strict=True)):
-        kept = items[(items >= 0) & ~np.isin(items, seen)][:k]
-        out[row, : len(kept)] = kept
-    return out
 
 
 def validation_recall(
@@ -101,10 +80,10 @@ def train_router(
     cfg: RouterConfig,
     content: np.ndarray | None = None,
     exclude_history: bool = False,
-    resume_path: Path | None = None,
+    resume: ResumeFile | None = None,
     on_epoch: Callable[[dict], None] | None = None,
-) -> tuple[SemanticRouter, RouterLog]:
-    """Train on all positions; keep the epoch best on ``SELECTION``; resume from ``resume_path`` if it matches."""
+) -> tuple[SemanticRouter, TrainingLog]:
+    """Train on all positions; keep the epoch best on ``SELECTION``; resume from ``resume`` if it matches."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     sids_t = torch.from_numpy(np.asarray(item_sids, dtype=np.int64))
@@ -112,30 +91,11 @@ def train_router(
     model = SemanticRouter(cfg, sids_t, trie.vocab_sizes, content_t)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     usable = [s for s in train_sequences if len(s) >= 2]
-    tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1))
+    tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1, pad=-1))
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     lengths = (targets >= 0).sum(1).numpy()
-    log, best_state, stale, first_epoch, spent = RouterLog(), None, 0, 0, 0.0
-    fingerprint = _fingerprint(cfg, sids_t, train_sequences)
-    if resume_path is not None and resume_path.is_file():
-        saved = torch.load(resume_path, weights_only=False)
-        if saved.get("fingerprint") == fingerprint:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            best_state, stale, spent = saved["best_state"], saved["stale"], saved["seconds"]
-            log = saved["log"]
-            log.resumed_from_epoch = first_epoch = saved["epoch"] + 1
-            rng.bit_generator.state = saved["rng"]
-            torch.set_rng_state(saved["torch_rng"])
-    start = time.perf_counter() - spent
-    for epoch in range(first_epoch, cfg.epochs):
-        if stale >= cfg.patience:
-            log.stopped_by = "patience"
-            break
-        if time.perf_counter() - start > cfg.max_minutes * 60:
-            log.stopped_by = "max_minutes"
-            break
-        model.train()
+
+    def run_epoch(epoch: int) -> dict[str, float]:
         sums = np.zeros(3)
         batches = 0
         for idx in length_bucketed_batches(lengths, cfg.batch_size, rng):
@@ -150,71 +110,30 @@ def train_router(
             opt.step()
             sums += (loss.item(), gen.item(), ann.item())
             batches += 1
-        r_gen, r_cos = validation_recall(model, trie, valid, exclude_history)
-        score = (r_gen + r_cos) / 2
-        entry = {
-            "epoch": epoch,
+        return {
             "loss": sums[0] / max(batches, 1),
             "generative_loss": sums[1] / max(batches, 1),
             "ann_loss": sums[2] / max(batches, 1),
-            "valid_recall@10_generative": r_gen,
-            "valid_recall@10_cosine": r_cos,
-            "seconds": time.perf_counter() - start,
         }
-        log.epochs.append(entry)
-        if on_epoch:
-            on_epoch(entry)
-        if score > log.best_score:
-            log.best_epoch, log.best_score, stale = epoch, score, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-        if resume_path is not None:
-            resume_path.parent.mkdir(parents=True, exist_ok=True)
-            blob = {
-                "fingerprint": fingerprint,
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "best_state": best_state,
-                "stale": stale,
-                "seconds": time.perf_counter() - start,
-                "log": log,
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-            }
-            torch.save(blob, resume_path.with_suffix(".tmp"))
-            resume_path.with_suffix(".tmp").replace(resume_path)
-    else:
-        log.stopped_by = "epochs" if stale < cfg.patience else "patience"
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    log.seconds = time.perf_counter() - start
-    if resume_path is not None:
-        resume_path.unlink(missing_ok=True)  # finished: the next run starts fresh
+
+    def validate() -> dict[str, float]:
+        r_gen, r_cos = validation_recall(model, trie, valid, exclude_history)
+        return {"valid_recall@10_generative": r_gen, "valid_recall@10_cosine": r_cos}
+
+    log = train_with_early_stopping(
+        model,
+        opt,
+        run_epoch,
+        validate,
+        lambda figures: (figures["valid_recall@10_generative"] + figures["valid_recall@10_cosine"]) / 2,
+        selection_name=SELECTION,
+        max_epochs=cfg.epochs,
+        patience=cfg.patience,
+        max_minutes=cfg.max_minutes,
+        rng=rng,
+        resume=resume,
+        # Same data, config and codebooks → same fingerprint: a file left by another run is ignored.
+        fingerprint=_fingerprint(cfg, sids_t, train_sequences),
+        on_epoch=on_epoch,
+    )
     return model, log
-
-
-def checkpoint_blob(model: SemanticRouter, item_ids: list[str], tokenizer_version: str, log: RouterLog) -> dict:
-    """Config, the codebook version and item vocabulary it was trained against, and the weights."""
-    return {
-        "kind": "semantic_router",
-        "config": asdict(model.cfg),
-        "tokenizer_version": tokenizer_version,
-        "item_ids": list(item_ids),
-        "vocab_sizes": list(model.vocab_sizes),
-        "has_content": model.content_proj is not None,
-        "state_dict": model.state_dict(),
-        "log": asdict(log),
-    }
-
-
-def from_checkpoint(blob: dict) -> SemanticRouter:
-    cfg = RouterConfig(**blob["config"])
-    state = blob["state_dict"]
-    content = state["content"] if blob["has_content"] else None
-    model = SemanticRouter(cfg, state["item_sids"], blob["vocab_sizes"], content)
-    model.load_state_dict(state)
-    model.eval()
-    return model

@@ -1,7 +1,8 @@
 """Semantic IDs: tokenizers (RQ-VAE, RQ-KMeans) behind one interface, the USID table, the prefix index
 and intrinsic metrics. Plain Python, numpy, faiss and torch; the Dagster assets wrap it."""
 
-from sid_platform.semantic_ids.base import SemanticTokenizer, TrainLog
+from sid_platform.semantic_ids.base import SemanticTokenizer
+from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
 from sid_platform.semantic_ids.intrinsic import (
     code_label_audit,
     intrinsic_report,
@@ -13,11 +14,12 @@ from sid_platform.semantic_ids.intrinsic import (
 from sid_platform.semantic_ids.prefix_index import PrefixIndex, build_prefix_index
 from sid_platform.semantic_ids.rqkmeans import RQKMeansConfig, RQKMeansTokenizer
 from sid_platform.semantic_ids.rqvae import RQVAEConfig, RQVAETokenizer
-from sid_platform.semantic_ids.state import TokenizerSpec, tokenizer_from_state
+from sid_platform.semantic_ids.spec import TokenizerSpec
 from sid_platform.semantic_ids.taxonomy import Taxonomy, hierarchical_batches
 from sid_platform.semantic_ids.usid import UsidLookup, build_usid_table, collision_rate, sid_stability
 
 __all__ = [
+    "CodebooksCheckpoint",
     "PrefixIndex",
     "RQKMeansConfig",
     "RQKMeansTokenizer",
@@ -26,7 +28,6 @@ __all__ = [
     "SemanticTokenizer",
     "Taxonomy",
     "TokenizerSpec",
-    "TrainLog",
     "UsidLookup",
     "build_prefix_index",
     "build_usid_table",
@@ -38,6 +39,5 @@ __all__ = [
     "sid_stability",
     "similarity_depth_spearman",
     "taxonomy_alignment",
-    "tokenizer_from_state",
     "utilization_per_level",
 ]

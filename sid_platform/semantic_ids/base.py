@@ -1,9 +1,9 @@
 """What every Semantic-ID tokenizer offers, so RQ-VAE, RQ-KMeans and later ones are interchangeable.
 
 A tokenizer maps an item embedding to ``levels`` codes in ``[0, codebook_size)``, coarse to fine
-(GRID's split between tokenization and generation). Its ``state()`` is plain arrays and tensors plus
-the config, so a pickle or ``torch.save`` of it is the whole checkpoint, and its ``version`` hashes
-config and weights, so an ID table can say which tokenizer produced it.
+(GRID's split between tokenization and generation). Its ``weights()`` are plain tensors, so its kind,
+config and weights are the whole checkpoint (``CodebooksCheckpoint``), whose ``version`` hashes config
+and weights, so an ID table can say which tokenizer produced it.
 """
 
 from __future__ import annotations
@@ -11,36 +11,34 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from sid_platform.training import TrainingLog
+
 Categories = Sequence[Sequence[str] | None]
-
-
-@dataclass
-class TrainLog:
-    """What a fit did: one entry per epoch (RQ-VAE) or per level (RQ-KMeans), and the wall time."""
-
-    kind: str
-    entries: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 @runtime_checkable
 class SemanticTokenizer(Protocol):
+    kind: str
+    config: Any  # the tokenizer's frozen config dataclass
     levels: int
     codebook_size: int
 
-    def fit(self, embeddings: np.ndarray, categories: Categories | None = None) -> TrainLog: ...
+    def fit(self, embeddings: np.ndarray, categories: Categories | None = None) -> TrainingLog:
+        """Train from scratch; the log holds one record per epoch (RQ-VAE) or per level (RQ-KMeans)."""
+        ...
 
     def encode(self, embeddings: np.ndarray) -> np.ndarray:
         """[n, d] float32 → [n, levels] int64 codes."""
         ...
 
-    def state(self) -> dict: ...
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Everything learned, as tensors: with the config, what a checkpoint stores and the version hashes."""
+        ...
 
 
 def state_version(kind: str, config: Mapping, weights: Mapping[str, np.ndarray | torch.Tensor]) -> str:

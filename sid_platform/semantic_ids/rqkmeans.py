@@ -7,12 +7,14 @@ the same routine initializes every RQ-VAE codebook.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
+import torch
 
-from sid_platform.semantic_ids.base import Categories, TrainLog, as_float32, state_version
+from sid_platform.semantic_ids.base import Categories, as_float32
+from sid_platform.training import TrainingLog
 
 KIND = "rqkmeans"
 _CHUNK = 65536  # rows per distance block: bounds memory at CHUNK × K floats
@@ -78,6 +80,8 @@ def residual_kmeans(
 class RQKMeansTokenizer:
     """Residual k-means behind the ``SemanticTokenizer`` interface; categories are not used."""
 
+    kind = KIND
+
     def __init__(self, config: RQKMeansConfig | None = None) -> None:
         self.config = config or RQKMeansConfig()
         self.codebooks: np.ndarray | None = None
@@ -96,32 +100,25 @@ class RQKMeansTokenizer:
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         return x
 
-    def fit(self, embeddings: np.ndarray, categories: Categories | None = None) -> TrainLog:
+    def fit(self, embeddings: np.ndarray, categories: Categories | None = None) -> TrainingLog:
         start = time.perf_counter()
         cfg = self.config
         x = self._prepare(embeddings)
         self.codebooks, stats = residual_kmeans(x, cfg.levels, cfg.codebook_size, cfg.niter, cfg.seed)
-        return TrainLog(KIND, stats, time.perf_counter() - start)
+        return TrainingLog(epochs=stats, seconds=time.perf_counter() - start)  # one record per level
 
     def encode(self, embeddings: np.ndarray) -> np.ndarray:
         if self.codebooks is None:
-            raise RuntimeError("RQKMeansTokenizer has no codebooks: call fit() or tokenizer_from_state() first")
+            raise RuntimeError("RQKMeansTokenizer has no codebooks: call fit() or load a CodebooksCheckpoint first")
         return residual_assign(self._prepare(embeddings), self.codebooks)[0]
 
-    def state(self) -> dict:
+    def weights(self) -> dict[str, torch.Tensor]:
         if self.codebooks is None:
             raise RuntimeError("RQKMeansTokenizer has no codebooks: call fit() first")
-        config = asdict(self.config)
-        codebooks = self.codebooks.copy()
-        return {
-            "kind": KIND,
-            "config": config,
-            "codebooks": codebooks,
-            "version": state_version(KIND, config, {"codebooks": codebooks}),
-        }
+        return {"codebooks": torch.from_numpy(self.codebooks.copy())}
 
     @classmethod
-    def from_state(cls, state: dict) -> RQKMeansTokenizer:
-        tokenizer = cls(RQKMeansConfig(**state["config"]))
-        tokenizer.codebooks = np.asarray(state["codebooks"], dtype=np.float32)
+    def from_weights(cls, config: RQKMeansConfig, weights: dict[str, torch.Tensor]) -> RQKMeansTokenizer:
+        tokenizer = cls(config)
+        tokenizer.codebooks = np.asarray(weights["codebooks"].numpy(), dtype=np.float32)
         return tokenizer

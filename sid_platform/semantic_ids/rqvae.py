@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sid_platform.semantic_ids.base import Categories, TrainLog, as_float32, state_version
+from sid_platform.semantic_ids.base import Categories, as_float32
 from sid_platform.semantic_ids.rqkmeans import residual_kmeans
 from sid_platform.semantic_ids.taxonomy import Taxonomy, hierarchical_batches, pair_weights
+from sid_platform.training import TrainingLog
 
 KIND = "rqvae"
 _CHUNK = 65536  # rows per no-grad pass over the catalog
@@ -155,6 +156,8 @@ def taxonomy_contrastive(
 class RQVAETokenizer:
     """RQ-VAE behind the ``SemanticTokenizer`` interface."""
 
+    kind = KIND
+
     def __init__(self, config: RQVAEConfig | None = None) -> None:
         self.config = config or RQVAEConfig()
         self.model: RQVAE | None = None
@@ -172,7 +175,7 @@ class RQVAETokenizer:
         embeddings: np.ndarray,
         categories: Categories | None = None,
         on_epoch: Callable[[dict], None] | None = None,
-    ) -> TrainLog:
+    ) -> TrainingLog:
         """Train from scratch; ``categories`` is read only when ``taxonomy_weight`` > 0."""
         cfg = self.config
         start = time.perf_counter()
@@ -199,7 +202,7 @@ class RQVAETokenizer:
             with torch.no_grad():
                 model.codebooks.copy_(torch.from_numpy(codebooks))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        log = TrainLog(KIND)
+        log = TrainingLog()
         for epoch in range(cfg.epochs):
             model.train()
             sums = {"loss": 0.0, "recon": 0.0, "rq": 0.0, "contrastive": 0.0}
@@ -218,7 +221,7 @@ class RQVAETokenizer:
             entry = {"epoch": epoch, **{key: value / len(x) for key, value in sums.items()}}
             entry.update(self._refresh_codebooks(model, opt, x, rng))
             entry["seconds"] = time.perf_counter() - start
-            log.entries.append(entry)
+            log.epochs.append(entry)
             if on_epoch:
                 on_epoch(entry)
         model.eval()
@@ -289,7 +292,7 @@ class RQVAETokenizer:
 
     def _trained(self) -> RQVAE:
         if self.model is None:
-            raise RuntimeError("RQVAETokenizer has no model: call fit() or tokenizer_from_state() first")
+            raise RuntimeError("RQVAETokenizer has no model: call fit() or load a CodebooksCheckpoint first")
         return self.model
 
     @torch.no_grad()
@@ -306,25 +309,14 @@ class RQVAETokenizer:
         x_hat = model.decoder(model.quantize(z).quantized.sum(1))
         return (x_hat * model.input_scale + model.input_mean).numpy()
 
-    def state(self) -> dict:
-        model = self._trained()
-        config = asdict(self.config)
-        weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
-        return {
-            "kind": KIND,
-            "config": config,
-            "input_dim": model.encoder[0].in_features,
-            "state_dict": weights,
-            "version": state_version(KIND, config, weights),
-        }
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {name: tensor.detach().clone() for name, tensor in self._trained().state_dict().items()}
 
     @classmethod
-    def from_state(cls, state: dict) -> RQVAETokenizer:
-        config = dict(state["config"])
-        config["hidden_dims"] = tuple(config["hidden_dims"])
-        tokenizer = cls(RQVAEConfig(**config))
-        model = RQVAE(int(state["input_dim"]), tokenizer.config)
-        model.load_state_dict(state["state_dict"])
+    def from_weights(cls, config: RQVAEConfig, weights: dict[str, torch.Tensor]) -> RQVAETokenizer:
+        tokenizer = cls(config)
+        model = RQVAE(int(weights["input_mean"].shape[0]), config)  # the input width is the mean's
+        model.load_state_dict(weights)
         model.eval()
         tokenizer.model = model
         return tokenizer

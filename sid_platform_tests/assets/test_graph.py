@@ -1,78 +1,130 @@
-"""The Dagster graph end to end, on the generator's data, with a real (ephemeral) Dagster instance."""
+"""The Dagster graph on the generator's data: one concern per test, all reading the session's shared run (``main_run``)."""
 
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
-from dagster import AssetKey
 
 from sid_platform.automation.run import run_main_job
 from sid_platform.definitions import defs
 from sid_platform.registry import Tracking, champion, download_version
+from sid_platform_tests.assets.conftest import MainRun
+
+ASSETS = {
+    "raw_interactions",
+    "item_catalog",
+    "quarantined_rows",
+    "data_splits",
+    "user_sequences",
+    "popularity_model",
+    "sasrec_model",
+    "item_embeddings",
+    "codebooks",
+    "usid_table",
+    "prefix_index",
+    "router_checkpoint",
+    "faiss_index",
+    "candidates",
+    "dpo_checkpoint",
+    "evaluation",
+    "model_promotion",
+}
+CHECKS = {"raw_interactions_expectations", "item_catalog_expectations", "codebook_utilization", "usid_unique"}
 
 
 def test_definitions_load_with_every_asset_and_check():
     graph = defs.resolve_asset_graph()
-    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {
-        "raw_interactions",
-        "item_catalog",
-        "quarantined_rows",
-        "data_splits",
-        "popularity_model",
-        "sasrec_model",
-        "evaluation",
-        "model_promotion",
-    } <= keys
-    checks = {c.name for c in graph.asset_check_keys}
-    assert {
-        "raw_interactions_expectations",
-        "item_catalog_expectations",
-        "codebook_utilization",
-        "usid_unique",
-    } <= checks
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
+    assert {c.name for c in graph.asset_check_keys} == CHECKS
 
 
-def test_main_job_materializes_everything_and_the_model_learns(isolated_home: Path):
-    result = run_main_job("test")
-    assert result.success
-    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert {AssetKey("evaluation"), AssetKey("sasrec_model"), AssetKey("data_splits")} <= materialized
-    evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 4 and all(e.passed for e in evaluations)
-    document = result.output_for_node("evaluation")
-    utilization = document["semantic_ids"]["utilization_per_level"]
+def test_the_main_job_materializes_every_asset_and_passes_every_check(main_run: MainRun):
+    assert main_run.result.success
+    assert set(main_run.metadata) == ASSETS
+    evaluations = main_run.result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} == CHECKS and all(e.passed for e in evaluations)
+    assert (main_run.home / "assets" / "data_splits.parquet").is_file()
+    assert (main_run.home / "assets" / "candidates.pkl").is_file()
+
+
+def test_the_codebooks_use_most_of_their_codes(main_run: MainRun):
+    utilization = main_run.outputs["evaluation"]["semantic_ids"]["utilization_per_level"]
     assert len(utilization) == 3 and min(utilization) >= 0.8
-    test = document["test"]["metrics"]
-    assert test["sasrec"]["recall@10"] > 3 * test["popularity"]["recall@10"]
-    for ranking in ("router_generative", "router_hybrid_cosine"):  # the router's two rankings learn too
-        assert test[ranking]["recall@10"] > 3 * test["popularity"]["recall@10"]
-    channels = document["test"]["channels"]
+    assert main_run.outputs["evaluation"]["serving"]["min_codebook_utilization"] == min(utilization)
+
+
+def test_sasrec_and_both_router_rankings_learn(main_run: MainRun):
+    test = main_run.outputs["evaluation"]["test"]["metrics"]
+    for model in ("sasrec", "router_generative", "router_hybrid_cosine"):
+        assert test[model]["recall@10"] > 3 * test["popularity"]["recall@10"], model
+
+
+def test_the_union_of_the_channels_covers_at_least_each_channel(main_run: MainRun):
+    channels = main_run.outputs["evaluation"]["test"]["channels"]
     assert channels["coverage_union"] >= max(channels["coverage_prefix"], channels["coverage_ann"])
     assert channels["candidates_union"] <= channels["candidates_prefix"] + channels["candidates_ann"]
+
+
+def test_the_evaluation_document_says_its_protocol_and_is_written_as_json(main_run: MainRun):
+    document = main_run.outputs["evaluation"]
     assert document["test"]["protocol"]["exclude_history"] is False
-    assert (isolated_home / "runs" / result.run_id / "evaluation.json").is_file()
-    assert (isolated_home / "assets" / "data_splits.parquet").is_file()
-    # The first model of an empty registry (SQLite under the data home) becomes champion, with its figures.
-    promotion = result.output_for_node("model_promotion")
-    assert promotion["promoted"] and promotion["tracking_uri"].startswith(f"sqlite:///{isolated_home}")
-    current = champion(Tracking.resolve().client, "sid-recommender")
+    assert document["test"]["protocol"]["split"] == "test" and document["valid"]["protocol"]["split"] == "valid"
+    assert (main_run.home / "runs" / main_run.result.run_id / "evaluation.json").is_file()
+    meta = main_run.metadata["evaluation"]
+    assert meta["serving_model"] == "router_hybrid_dpo" == document["serving"]["model"]
+    assert meta["serving_recall@10"] == document["test"]["metrics"]["router_hybrid_dpo"]["recall@10"]
+
+
+def test_every_trainer_reports_its_epochs_and_logs_one_mlflow_run(main_run: MainRun):
+    meta = main_run.metadata
+    for trainer in ("sasrec_model", "router_checkpoint"):
+        assert {"training_plot", "training_curve", "mlflow_run_id", "best_epoch", "train_seconds"} <= set(meta[trainer])
+    assert {"val@4", "tokenizer_version", "stopped_by", "selection", "resumed_from_epoch"} <= set(
+        meta["router_checkpoint"]
+    )
+    assert {"code_usage", "utilization_level_1", "mlflow_run_id", "version"} <= set(meta["codebooks"])
+    assert {"study", "preference_accuracy_plot", "test_recall10_dpo", "valid_ndcg10_base", "mlflow_run_id"} <= set(
+        meta["dpo_checkpoint"]
+    )
+    assert "valid_preference_accuracy_bounded_random_negatives" in meta["dpo_checkpoint"]
+    client = Tracking.resolve(main_run.outputs["model_promotion"]["tracking_uri"]).client
+    runs = client.search_runs(
+        [client.get_experiment_by_name("sid-platform").experiment_id],
+        f"tags.dagster_run_id = '{main_run.result.run_id}'",
+    )
+    trainers = {r.info.run_name: r for r in runs if r.info.run_name != "model_promotion"}
+    assert set(trainers) == {"sasrec_model", "codebooks", "router_checkpoint", "dpo_checkpoint"}
+    for name, run in trainers.items():
+        assert run.data.tags["dagster_asset"] == name and meta[name]["mlflow_run_id"] == run.info.run_id
+
+
+def test_the_first_model_becomes_champion_with_its_figures(main_run: MainRun):
+    promotion = main_run.outputs["model_promotion"]
+    assert promotion["promoted"] and promotion["tracking_uri"].startswith(f"sqlite:///{main_run.home}")
+    current = champion(Tracking.resolve(promotion["tracking_uri"]).client, "sid-recommender")
     assert int(current.version) == promotion["version"] == 1
-    assert float(current.tags["recall_at_10"]) == document["serving"]["recall@10"]
-    # The registered champion serves the router's ranking: item ids in, distinct known item ids out.
-    served = mlflow.pyfunc.load_model(str(download_version(Tracking.resolve(), current, isolated_home / "served")))
-    catalog = result.output_for_node("ingest", "item_catalog")["item_id"].to_list()
+    assert float(current.tags["recall_at_10"]) == main_run.outputs["evaluation"]["serving"]["recall@10"]
+
+
+def test_the_registered_champion_serves_distinct_known_items(main_run: MainRun, tmp_path: Path):
+    tracking = Tracking.resolve(main_run.outputs["model_promotion"]["tracking_uri"])
+    current = champion(tracking.client, "sid-recommender")
+    served = mlflow.pyfunc.load_model(str(download_version(tracking, current, tmp_path / "served")))
+    catalog = main_run.outputs["item_catalog"]["item_id"].to_list()
     out = served.predict(pd.DataFrame({"history": [catalog[:3], catalog[5:6]]}), params={"k": 10})
     assert all(len(set(row)) == 10 and set(row) <= set(catalog) for row in out["items"])
-    # A selection re-runs on stored inputs: the reranker and the evaluation, nothing upstream.
+
+
+def test_a_selection_reruns_only_the_selected_assets_on_stored_inputs(in_main_run_home: MainRun):
     again = run_main_job("test", assets=["dpo_checkpoint", "evaluation"])
-    assert {e.asset_key.to_user_string() for e in again.get_asset_materialization_events()} == {
-        "dpo_checkpoint",
-        "evaluation",
-    }
-    assert (
-        again.output_for_node("evaluation")["test"]["metrics"]["router_hybrid_cosine"] == test["router_hybrid_cosine"]
-    )
+    materialized = {e.asset_key.to_user_string() for e in again.get_asset_materialization_events()}
+    assert materialized == {"dpo_checkpoint", "evaluation"}
+    # Same stored candidates, same seeds: the reranker and every figure come out the same.
+    before, after = in_main_run_home.outputs["evaluation"], again.output_for_node("evaluation")
+    assert after["test"]["metrics"] == before["test"]["metrics"]
+    assert after["valid"]["metrics"] == before["valid"]["metrics"]
+    assert np.isclose(after["serving"]["recall@10"], before["serving"]["recall@10"])
 
 
 def test_a_failed_blocking_check_stops_everything_downstream(tmp_path: Path):

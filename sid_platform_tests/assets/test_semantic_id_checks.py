@@ -5,17 +5,17 @@ import polars as pl
 
 from sid_platform.assets.semantic_ids import UtilizationCheckConfig, codebook_utilization, usid_unique
 from sid_platform.embed.pipeline import ItemEmbeddings
-from sid_platform.semantic_ids import RQKMeansConfig, RQKMeansTokenizer, build_usid_table
+from sid_platform.semantic_ids import CodebooksCheckpoint, RQKMeansConfig, RQKMeansTokenizer, build_usid_table
 
 
 def _embeddings(vectors: np.ndarray) -> ItemEmbeddings:
     return ItemEmbeddings([f"i{i}" for i in range(len(vectors))], vectors.astype(np.float32), ["test"], "v0")
 
 
-def _state(train: np.ndarray) -> dict:
+def _state(train: np.ndarray) -> CodebooksCheckpoint:
     tokenizer = RQKMeansTokenizer(RQKMeansConfig(levels=2, codebook_size=8, niter=10))
     tokenizer.fit(train)
-    return tokenizer.state()
+    return CodebooksCheckpoint.of(tokenizer, "v0")
 
 
 def test_utilization_check_passes_on_spread_data_and_fails_on_a_collapsed_codebook():

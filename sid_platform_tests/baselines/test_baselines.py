@@ -1,30 +1,15 @@
 """The baselines learn: on the generator's data SASRec must beat popularity by a wide margin."""
 
+from pathlib import Path
+
 import numpy as np
 
 from sid_platform.baselines.popularity import PopularityModel
-from sid_platform.baselines.sasrec import (
-    SASRecConfig,
-    checkpoint_blob,
-    from_checkpoint,
-    length_bucketed_batches,
-    pad_left,
-    train_sasrec,
-)
+from sid_platform.baselines.sasrec import SASRecCheckpoint, SASRecConfig, train_sasrec
 from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
 from sid_platform.evaluation.harness import Protocol, evaluate_scorers
 
 FAST = SASRecConfig(hidden_dim=32, max_len=10, dropout=0.1, lr=5e-3, epochs=40, patience=8, batch_size=64)
-
-
-def test_pad_left_keeps_the_most_recent_items():
-    assert pad_left([np.array([1, 2, 3, 4]), np.array([5])], 3).tolist() == [[2, 3, 4], [0, 0, 5]]
-
-
-def test_length_buckets_cover_every_sequence_once():
-    lengths = np.random.default_rng(0).integers(1, 30, size=1000)
-    batches = length_bucketed_batches(lengths, 64, np.random.default_rng(1))
-    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
 
 
 def test_popularity_counts_training_items():
@@ -33,17 +18,20 @@ def test_popularity_counts_training_items():
     assert model.score([np.array([0])]).shape == (1, 4)
 
 
-def test_sasrec_learns_the_generator_sequences_and_checkpoint_round_trips(synthetic):
+def test_sasrec_learns_the_generator_sequences_and_checkpoint_round_trips(synthetic, tmp_path: Path):
     vocab = ItemVocab.from_catalog(synthetic.items)
     seqs = UserSequences.from_splits(leave_one_out(synthetic.interactions), vocab)
     model, log = train_sasrec(seqs.train, seqs.valid, len(vocab), FAST)
-    assert log.best_valid_recall10 == max(e["valid_recall@10"] for e in log.epochs)
+    assert log.best_score == max(log.curve("valid_recall@10")) and log.selection == "valid_recall@10"
     popularity = PopularityModel.fit(seqs.train, len(vocab))
-    restored, items = from_checkpoint(checkpoint_blob(model, vocab.item_ids))
-    assert items == vocab.item_ids
+    saved = SASRecCheckpoint.of(model, vocab.item_ids, log).save(tmp_path / "sasrec.safetensors")
+    checkpoint = SASRecCheckpoint.load(saved)
+    restored = checkpoint.model()
+    assert checkpoint.item_ids == vocab.item_ids and checkpoint.config == FAST
+    assert checkpoint.log == log and not restored.training
     result = evaluate_scorers(
         {"popularity": popularity.score, "sasrec": restored.score}, seqs.test, len(vocab), Protocol()
     )
     pop, sas = result.metrics["popularity"]["recall@10"], result.metrics["sasrec"]["recall@10"]
     assert sas > 5 * pop and sas > 0.4, result.metrics
-    np.testing.assert_allclose(restored.score(seqs.test.histories[:5]), model.score(seqs.test.histories[:5]), rtol=1e-5)
+    np.testing.assert_array_equal(restored.score(seqs.test.histories[:5]), model.score(seqs.test.histories[:5]))

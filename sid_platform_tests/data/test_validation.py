@@ -11,6 +11,7 @@ from sid_platform.data.schema import (
     INTERACTION_SCHEMA,
     ITEM_REQUIRED,
     ITEM_SCHEMA,
+    LoadedData,
     conform,
 )
 from sid_platform.data.validation import (
@@ -18,6 +19,7 @@ from sid_platform.data.validation import (
     item_expectations,
     quarantine_invalid,
     run_suite,
+    validate_loaded,
 )
 
 
@@ -70,6 +72,29 @@ def test_item_suite_flags_malformed_category_paths_and_duplicate_ids():
     assert clean["price"].to_list() == [1.0]
     assert sorted(quarantine["row"].to_list()) == [2, 3, 4]
     assert run_suite(clean, "items", item_expectations()).success
+
+
+def test_validating_a_load_checks_interactions_against_the_clean_catalog():
+    t = datetime(2014, 5, 1, tzinfo=UTC)
+    items, loader_rejects = conform(
+        pl.DataFrame({"item_id": ["a", "b", "b"], "title": ["A", "B", "B again"]}),
+        ITEM_SCHEMA,
+        ITEM_REQUIRED,
+        table="items",
+        source="t",
+    )
+    interactions = _interactions(
+        [
+            {"user_id": "u1", "item_id": "a", "timestamp": t, "position": 0},
+            {"user_id": "u1", "item_id": "b", "timestamp": t, "position": 1},  # b's first copy stays in the catalog
+            {"user_id": "u2", "item_id": "c", "timestamp": t, "position": 0},  # not in the catalog
+        ]
+    )
+    data = validate_loaded(LoadedData(interactions, items, loader_rejects, "t"))
+    assert data.items["item_id"].to_list() == ["a", "b"] and data.interactions["item_id"].to_list() == ["a", "b"]
+    assert data.quarantined("items") == 1 and data.quarantined("interactions") == 1
+    assert data.quarantine.height == loader_rejects.height + 2 and data.source == "t"
+    assert not data.interactions_report.success and not data.items_report.success
 
 
 def test_suite_passes_the_synthetic_data(synthetic):

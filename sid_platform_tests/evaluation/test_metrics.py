@@ -49,6 +49,17 @@ def test_coverage_and_candidates():
     assert candidates_per_user(cands) == pytest.approx((2 + 1 + 0) / 3)
 
 
+def test_coverage_and_candidates_count_as_sets_do():
+    rng = np.random.default_rng(0)
+    lists = [np.unique(rng.integers(0, 50, 20)) for _ in range(30)]  # sorted and distinct, as a union is
+    lists += [rng.integers(0, 50, 20) for _ in range(30)]  # in any order, with repeats
+    lists += [np.zeros(0, dtype=np.int64), np.array([7]), np.array([3, 3])]
+    targets = rng.integers(0, 50, len(lists))
+    as_sets = [set(c.tolist()) for c in lists]
+    assert coverage(lists, targets) == float(np.mean([t in c for c, t in zip(as_sets, targets, strict=True)]))
+    assert candidates_per_user(lists) == float(np.mean([len(c) for c in as_sets]))
+
+
 def test_top_k_and_history_exclusion():
     scores = np.array([[0.1, 0.9, 0.5, 0.7], [1.0, 0.0, 0.2, 0.3]])
     assert top_k_from_scores(scores, 2).tolist() == [[1, 3], [0, 3]]

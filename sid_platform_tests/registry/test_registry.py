@@ -9,7 +9,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from sid_platform.baselines.sasrec import SASRec, SASRecConfig, checkpoint_blob
+from sid_platform.baselines.sasrec import SASRec, SASRecCheckpoint, SASRecConfig
 from sid_platform.evaluation.plots import twin_line_plot
 from sid_platform.registry import (
     CHALLENGER,
@@ -86,7 +86,10 @@ def _components(seed: int) -> dict:
     items = [f"i{i}" for i in range(12)]
     torch_model = SASRec(len(items), SASRecConfig(hidden_dim=8, max_len=5, num_layers=1, seed=seed))
     codes = np.stack([np.arange(12) % 4, np.arange(12) // 4], axis=1)
-    return {"sasrec_model": checkpoint_blob(torch_model, items), "usid_table": build_usid_table(items, codes, "v0")}
+    return {
+        "sasrec_model": SASRecCheckpoint.of(torch_model, items),
+        "usid_table": build_usid_table(items, codes, "v0"),
+    }
 
 
 def _register(tracking: Tracking, name: str, recall: float, utilization: float = 0.9, seed: int = 0):
@@ -126,7 +129,9 @@ def test_promotion_refusal_and_rollback(tracking: Tracking, model_name: str, tmp
     assert client.get_model_version(model_name, str(v3)).tags["role"] == "rolled_back"
     assert alias_version(client, model_name, PREVIOUS) is None
     # The restored champion carries the exact config that produced it, and serves.
-    assert pinned_config(tracking, restored)["run_config"] == {"ops": {"sasrec_model": {"config": {"seed": 1}}}}
+    pinned = pinned_config(tracking, restored)
+    assert pinned["run_config"] == {"ops": {"sasrec_model": {"config": {"seed": 1}}}}
+    assert pinned["components"]["sasrec_model"]["file"] == "sasrec_model.safetensors"  # its own format, no pickle
     model = mlflow.pyfunc.load_model(str(download_version(tracking, restored, tmp_path)))
     out = model.predict(pd.DataFrame({"history": [["i1", "i2"], ["i5"]]}), params={"k": 3})
     assert [len(row) for row in out["items"]] == [3, 3]

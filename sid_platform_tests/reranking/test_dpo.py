@@ -1,5 +1,8 @@
 """Bounded DPO: the bound, the loss on a learnable toy case, negatives from the pool, reordering only."""
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +11,7 @@ from hypothesis import strategies as st
 
 from sid_platform.reranking import (
     Reranker,
+    RerankerCheckpoint,
     RerankerConfig,
     bounded_score,
     dpo_loss,
@@ -56,6 +60,28 @@ def test_the_loss_decreases_and_accuracy_rises_on_a_learnable_toy_case():
     model, log = train_reranker(queries, keys, train, valid, cfg)
     assert log.epochs[-1]["loss"] < log.epochs[0]["loss"]
     assert preference_accuracy(model, queries, keys, valid) > 0.8
+    # No patience: every epoch runs, and the model is the one with the best validation accuracy.
+    assert len(log.epochs) == cfg.epochs and log.best_score == max(log.curve("valid_accuracy"))
+    assert preference_accuracy(model, queries, keys, valid) == log.best["valid_accuracy"]
+
+
+def test_checkpoint_round_trip_gives_the_same_reranking(tmp_path: Path):
+    queries, keys, targets, pools = toy_problem(n_users=60)
+    pairs = preference_pairs(pools, targets, keys.shape[0], "hard", 2, np.random.default_rng(0))
+    cfg = RerankerConfig(epochs=2, batch_size=64, hidden_dim=8, pool_size=10)
+    model, log = train_reranker(queries, keys, pairs, pairs, cfg)
+    checkpoint = replace(
+        RerankerCheckpoint.of(model, keys.shape[1], log), tokenizer_version="v0", study=[{"variant": "x"}],
+        users={"train": 48, "held_out": 12},
+    )  # fmt: skip
+    loaded = RerankerCheckpoint.load(checkpoint.save(tmp_path / "reranker.safetensors"))
+    assert (loaded.config, loaded.dim, loaded.log, loaded.tokenizer_version) == (cfg, 8, log, "v0")
+    assert loaded.study == [{"variant": "x"}] and loaded.users == {"train": 48, "held_out": 12}
+    candidates = [np.argsort(-(queries[u] @ keys.T).numpy())[:15] for u in range(20)]
+    base = [(keys[torch.from_numpy(c)] @ queries[u]).numpy() for u, c in enumerate(candidates)]
+    before, _ = rerank(model, queries, keys, candidates, base, k=10)
+    after, _ = rerank(loaded.model(), queries, keys, candidates, base, k=10)
+    assert np.array_equal(before, after)
 
 
 def test_hard_negatives_come_only_from_the_pool_and_never_are_the_target():

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
 from sid_platform.evaluation.metrics import recall_at_k
-from sid_platform.retrieval import RouterConfig, SidTrie, constrained_beam_search
-from sid_platform.retrieval.training import checkpoint_blob, from_checkpoint, train_router
+from sid_platform.retrieval import RouterCheckpoint, RouterConfig, SidTrie, constrained_beam_search
+from sid_platform.retrieval.training import SELECTION, train_router
 from sid_platform.semantic_ids.usid import build_usid_table
+from sid_platform.storage import LocalBlobStore, StoredFile
 
 CFG = RouterConfig(
     hidden_dim=32, num_layers=1, num_heads=2, max_len=10, dropout=0.1, lr=5e-3, batch_size=64, epochs=5,
@@ -40,21 +40,26 @@ def test_the_router_learns_and_beats_chance(setup):
     assert recall_at_k(beams.items, sequences.test.targets, 10) > 3 * chance
 
 
-def test_checkpoint_round_trip_gives_the_same_scores(setup):
+@pytest.mark.parametrize("use_content", [True, False])
+def test_checkpoint_round_trip_gives_the_same_scores(setup, tmp_path: Path, use_content: bool):
     sequences, trie, sids = setup
     cfg = RouterConfig(**{**CFG.__dict__, "epochs": 1})
-    content = np.random.default_rng(1).normal(size=(len(sids), 5)).astype(np.float32)
+    content = np.random.default_rng(1).normal(size=(len(sids), 5)).astype(np.float32) if use_content else None
     model, log = train_router(sequences.train, sequences.valid, trie, sids, cfg, content=content)
-    blob = checkpoint_blob(model, [str(i) for i in range(len(sids))], "v-test", log)
-    restored = from_checkpoint(blob)
+    assert log.selection == SELECTION
+    item_ids = [str(i) for i in range(len(sids))]
+    path = RouterCheckpoint.of(model, item_ids, "v-test", log).save(tmp_path / "router.safetensors")
+    checkpoint = RouterCheckpoint.load(path)
+    restored = checkpoint.model()
     histories = sequences.test.histories[:20]
-    assert np.allclose(model.cosine_scores(histories), restored.cosine_scores(histories), atol=1e-6)
-    assert blob["tokenizer_version"] == "v-test" and blob["config"]["hidden_dim"] == 32
+    assert np.array_equal(model.cosine_scores(histories), restored.cosine_scores(histories))
+    assert checkpoint.tokenizer_version == "v-test" and checkpoint.config == cfg and checkpoint.item_ids == item_ids
+    assert checkpoint.log == log and (restored.content_proj is not None) == use_content
 
 
 def test_a_crashed_run_resumes_from_its_last_epoch(setup, tmp_path: Path):
     sequences, trie, sids = setup
-    resume = tmp_path / "router.resume.pt"
+    resume = StoredFile(LocalBlobStore(tmp_path), "checkpoints/router.resume.pt")
     cfg = RouterConfig(**{**CFG.__dict__, "epochs": 2})
 
     def crash(entry: dict) -> None:
@@ -62,14 +67,15 @@ def test_a_crashed_run_resumes_from_its_last_epoch(setup, tmp_path: Path):
             raise KeyboardInterrupt  # the process dies after epoch 0 was saved
 
     with pytest.raises(KeyboardInterrupt):
-        train_router(sequences.train, sequences.valid, trie, sids, cfg, resume_path=resume, on_epoch=crash)
-    assert resume.is_file()
-    model, log = train_router(sequences.train, sequences.valid, trie, sids, cfg, resume_path=resume)
+        train_router(sequences.train, sequences.valid, trie, sids, cfg, resume=resume, on_epoch=crash)
+    assert resume.read() is not None
+    model, log = train_router(sequences.train, sequences.valid, trie, sids, cfg, resume=resume)
     assert log.resumed_from_epoch == 1
     assert [e["epoch"] for e in log.epochs] == [0, 1]
-    assert not resume.is_file()  # a finished run leaves no resume file behind
+    assert resume.read() is None  # a finished run leaves no resume file behind
     # A file left by another run (other config, data or codebooks) is not picked up.
-    torch.save({"fingerprint": "other"}, resume)
+    with pytest.raises(KeyboardInterrupt):
+        train_router(sequences.train, sequences.valid, trie, sids, cfg, resume=resume, on_epoch=crash)
     one_epoch = RouterConfig(**{**CFG.__dict__, "epochs": 1})
-    _, fresh = train_router(sequences.train, sequences.valid, trie, sids, one_epoch, resume_path=resume)
+    _, fresh = train_router(sequences.train, sequences.valid, trie, sids, one_epoch, resume=resume)
     assert fresh.resumed_from_epoch is None

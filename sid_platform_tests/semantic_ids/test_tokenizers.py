@@ -1,24 +1,25 @@
-"""Both tokenizers: they learn, they are deterministic, and a state() rebuilds the same tokenizer."""
+"""Both tokenizers: they learn, they are deterministic, and their checkpoint rebuilds the same tokenizer."""
 
 from __future__ import annotations
 
 import pickle
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sid_platform.policy import POLICY
 from sid_platform.semantic_ids import (
+    CodebooksCheckpoint,
     RQKMeansConfig,
     RQKMeansTokenizer,
     RQVAEConfig,
     RQVAETokenizer,
     SemanticTokenizer,
-    tokenizer_from_state,
     utilization_per_level,
 )
-from sid_platform.semantic_ids.state import TokenizerSpec, auto_codebook_size
+from sid_platform.semantic_ids.spec import TokenizerSpec, auto_codebook_size
 
 SMALL = RQVAEConfig(levels=3, codebook_size=32, latent_dim=16, hidden_dims=(64,), epochs=12, batch_size=256)
 
@@ -26,7 +27,7 @@ SMALL = RQVAEConfig(levels=3, codebook_size=32, latent_dim=16, hidden_dims=(64,)
 @pytest.fixture(scope="module")
 def trained_rqvae(tree) -> tuple[RQVAETokenizer, list[dict]]:
     tokenizer = RQVAETokenizer(SMALL)
-    return tokenizer, tokenizer.fit(tree.embeddings).entries
+    return tokenizer, tokenizer.fit(tree.embeddings).epochs
 
 
 def test_rqvae_reconstruction_error_falls_over_training(trained_rqvae, tree):
@@ -48,34 +49,41 @@ def test_rqvae_encode_is_deterministic_and_training_repeats_given_the_seed(train
     np.testing.assert_array_equal(codes[:100], tokenizer.encode(tree.embeddings[:100]))  # no batch dependence
     again = RQVAETokenizer(SMALL)
     again.fit(tree.embeddings)
-    assert again.state()["version"] == tokenizer.state()["version"]
+    assert CodebooksCheckpoint.of(again, "e").version == CodebooksCheckpoint.of(tokenizer, "e").version
     other_seed = RQVAETokenizer(replace(SMALL, seed=1))
     other_seed.fit(tree.embeddings)
-    assert other_seed.state()["version"] != tokenizer.state()["version"]
+    assert CodebooksCheckpoint.of(other_seed, "e").version != CodebooksCheckpoint.of(tokenizer, "e").version
 
 
 @pytest.mark.parametrize("kind", ["rqvae", "rqkmeans"])
-def test_state_rebuilds_the_same_codes_after_pickling(kind, trained_rqvae, tree):
+@pytest.mark.parametrize("storage", ["file", "pickle"])
+def test_checkpoint_rebuilds_the_same_codes(kind, storage, trained_rqvae, tree, tmp_path: Path):
     if kind == "rqvae":
         tokenizer = trained_rqvae[0]
     else:
         tokenizer = RQKMeansTokenizer(RQKMeansConfig(levels=3, codebook_size=32))
         tokenizer.fit(tree.embeddings)
-    state = pickle.loads(pickle.dumps(tokenizer.state()))
-    rebuilt = tokenizer_from_state(state)
+    original = CodebooksCheckpoint.of(tokenizer, "emb-v1")
+    if storage == "file":  # the bundle's safetensors file
+        checkpoint = CodebooksCheckpoint.load(original.save(tmp_path / "codebooks.safetensors"))
+    else:  # the IO manager's pickle
+        checkpoint = pickle.loads(pickle.dumps(original))
+    rebuilt = checkpoint.tokenizer()
     assert isinstance(rebuilt, SemanticTokenizer) and type(rebuilt) is type(tokenizer)
-    assert (rebuilt.levels, rebuilt.codebook_size) == (3, 32)
-    assert state["kind"] == kind and rebuilt.state()["version"] == state["version"]
+    assert (rebuilt.levels, rebuilt.codebook_size) == (3, 32) == (checkpoint.levels, checkpoint.codebook_size)
+    assert checkpoint.tokenizer_kind == kind and checkpoint.config == tokenizer.config
+    assert (checkpoint.version, checkpoint.embeddings_version) == (original.version, "emb-v1")
+    assert CodebooksCheckpoint.of(rebuilt, "emb-v1").version == original.version
     np.testing.assert_array_equal(rebuilt.encode(tree.embeddings), tokenizer.encode(tree.embeddings))
 
 
-def test_a_state_whose_weights_were_altered_is_refused(trained_rqvae):
-    state = trained_rqvae[0].state()
-    state["state_dict"]["codebooks"] = state["state_dict"]["codebooks"] + 1.0
+def test_a_checkpoint_whose_weights_were_altered_is_refused(trained_rqvae):
+    checkpoint = CodebooksCheckpoint.of(trained_rqvae[0], "emb-v1")
+    altered = replace(checkpoint, weights={**checkpoint.weights, "codebooks": checkpoint.weights["codebooks"] + 1.0})
     with pytest.raises(ValueError, match="hash to"):
-        tokenizer_from_state(state)
+        altered.tokenizer()
     with pytest.raises(ValueError, match="unknown tokenizer kind"):
-        tokenizer_from_state({**state, "kind": "vq"})
+        replace(checkpoint, tokenizer_kind="vq").tokenizer()
 
 
 def test_unfitted_tokenizers_say_so(tree):
@@ -120,7 +128,7 @@ def test_dead_code_reseeding_keeps_utilization_up(tree):
         tokenizer = RQVAETokenizer(replace(SMALL, epochs=8, reseed_dead=reseed))
         log = tokenizer.fit(tree.embeddings)
         used[reseed] = utilization_per_level(tokenizer.encode(tree.embeddings), 32)
-        reseeded[reseed] = sum(sum(entry["reseeded"]) for entry in log.entries)
+        reseeded[reseed] = sum(sum(entry["reseeded"]) for entry in log.epochs)
     assert reseeded[True] > 0 and reseeded[False] == 0
     assert min(used[True]) >= 0.75
     assert np.mean(used[True]) > np.mean(used[False]) + 0.4
@@ -129,9 +137,9 @@ def test_dead_code_reseeding_keeps_utilization_up(tree):
 def test_taxonomy_regularizer_trains_and_logs_its_term(tree):
     cfg = replace(SMALL, epochs=4, taxonomy_weight=0.01)
     log = RQVAETokenizer(cfg).fit(tree.embeddings, tree.categories)
-    contrastive = [entry["contrastive"] for entry in log.entries]
+    contrastive = log.curve("contrastive")
     assert all(np.isfinite(contrastive)) and min(contrastive) > 0
-    assert all(np.isfinite(entry["loss"]) for entry in log.entries)
+    assert all(np.isfinite(log.curve("loss")))
     with pytest.raises(ValueError, match="categories"):
         RQVAETokenizer(cfg).fit(tree.embeddings)
 
@@ -139,7 +147,7 @@ def test_taxonomy_regularizer_trains_and_logs_its_term(tree):
 def test_rqkmeans_levels_explain_more_and_normalize_ignores_scale(tree):
     tokenizer = RQKMeansTokenizer(RQKMeansConfig(levels=3, codebook_size=32, normalize=True))
     log = tokenizer.fit(tree.embeddings)
-    residuals = [entry["residual_mse"] for entry in log.entries]
+    residuals = log.curve("residual_mse")
     assert residuals == sorted(residuals, reverse=True) and residuals[-1] < residuals[0]
     np.testing.assert_array_equal(tokenizer.encode(3.0 * tree.embeddings), tokenizer.encode(tree.embeddings))
     with pytest.raises(ValueError, match="codebook"):

@@ -1,4 +1,4 @@
-"""Build a tokenizer from a spec, or rebuild one from its ``state()``: the one place that knows every kind."""
+"""Which tokenizer to fit, and its knobs: the one spec the ``codebooks`` asset's config is generated from."""
 
 from __future__ import annotations
 
@@ -9,26 +9,6 @@ from typing import Literal
 from sid_platform.semantic_ids.base import SemanticTokenizer
 from sid_platform.semantic_ids.rqkmeans import RQKMeansConfig, RQKMeansTokenizer
 from sid_platform.semantic_ids.rqvae import RQVAEConfig, RQVAETokenizer
-
-_KINDS: dict[str, type[RQVAETokenizer] | type[RQKMeansTokenizer]] = {
-    "rqvae": RQVAETokenizer,
-    "rqkmeans": RQKMeansTokenizer,
-}
-
-
-def tokenizer_from_state(state: dict) -> SemanticTokenizer:
-    """The tokenizer a ``state()`` came from; refuses a state whose weights no longer match its version."""
-    kind = state.get("kind")
-    if kind not in _KINDS:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; known: {sorted(_KINDS)}")
-    tokenizer = _KINDS[kind].from_state(state)
-    rebuilt = tokenizer.state()["version"]
-    if rebuilt != state.get("version"):
-        raise ValueError(
-            f"{kind} state says version {state.get('version')!r} but its config and weights hash to {rebuilt!r}"
-        )
-    return tokenizer
-
 
 MAX_AUTO_CODEBOOK_SIZE = 256  # TIGER's size, reached from 5,120 items on
 MIN_ITEMS_PER_CODE = 20  # what the automatic size leaves every code of a level, so the levels stay in use

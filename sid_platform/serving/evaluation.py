@@ -1,0 +1,92 @@
+"""Every model measured on the held-out users under one protocol: the document the ``evaluation`` asset stores.
+
+The baselines rank the full catalog through the harness; the router's rankings come from the stored
+``candidates`` (one retrieval per materialization) through the same functions the bundle serves with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import polars as pl
+
+from sid_platform.data.split import EvalCases, UserSequences
+from sid_platform.evaluation.harness import Protocol, Scorer, evaluate_scorers
+from sid_platform.evaluation.metrics import ranking_metrics
+from sid_platform.evaluation.report import markdown_table
+from sid_platform.reranking.dpo import Reranker
+from sid_platform.retrieval.stored import Candidates
+from sid_platform.serving.models import Codebooks
+from sid_platform.serving.rankers import SERVING_MODEL, router_rankings
+
+SPLITS = ("test", "valid")
+
+
+def evaluate_retrieval(candidates: Candidates, cases: EvalCases, protocol: Protocol, reranker: Reranker) -> dict:
+    """The router's rankings (generative, hybrid + cosine, hybrid + DPO), channel coverage, candidates, cost."""
+    k = max(protocol.ks)
+    candidates.check(k, protocol.exclude_history)
+    found = candidates.retrieval(protocol.split, cases)
+    rankings = router_rankings(found, reranker, k, cases.histories if protocol.exclude_history else None)
+    users = max(len(cases), 1)
+    return {
+        "metrics": {name: ranking_metrics(ranked, cases.targets, protocol.ks) for name, ranked in rankings.items()},
+        "channels": candidates.split(protocol.split).report.as_dict(),
+        "retrieval_ms_per_user": {name: 1000 * s / users for name, s in found.seconds.items()},
+        "prefix_channel": dict(candidates.prefix_channel),
+        "ann_channel": dict(candidates.ann_channel),
+    }
+
+
+def evaluation_document(
+    scorers: dict[str, Scorer],
+    candidates: Candidates,
+    reranker: Reranker,
+    sequences: UserSequences,
+    protocol: Protocol,
+    codebooks: Codebooks,
+    usid_table: pl.DataFrame,
+) -> dict:
+    """Per split (test, then validation) every model's metrics; the codebooks' utilization; the serving figures.
+
+    ``serving`` names the model the platform would serve from this run with its test figures: what the
+    promotion gate and the sensors read.
+    """
+    if candidates.tokenizer_version != codebooks.version:
+        raise ValueError("candidates were retrieved with another codebook version; rematerialize candidates")
+    document: dict = {}
+    for split in SPLITS:
+        cases = sequences.test if split == "test" else sequences.valid
+        split_protocol = replace(protocol, split=split)
+        result = evaluate_scorers(scorers, cases, len(sequences.vocab), split_protocol)
+        retrieval = evaluate_retrieval(candidates, cases, split_protocol, reranker)
+        result.metrics.update(retrieval.pop("metrics"))
+        document[split] = {**result.as_dict(), **retrieval}
+    utilization = codebooks.utilization(usid_table)
+    document["semantic_ids"] = {"tokenizer_version": codebooks.version, "utilization_per_level": utilization}
+    document["serving"] = {
+        "model": SERVING_MODEL,
+        "split": "test",
+        **{metric: document["test"]["metrics"][SERVING_MODEL][metric] for metric in ("recall@10", "ndcg@10")},
+        "min_codebook_utilization": min(utilization),
+    }
+    return document
+
+
+def summary_line(document: dict) -> str:
+    """One line saying what the test table measures: users, items, ranking and the history setting."""
+    test = document["test"]
+    setting = "history excluded from ranking" if test["protocol"]["exclude_history"] else "history not masked"
+    return f"Test users: {test['users']}, items: {test['n_items']}, full-catalog ranking, {setting}."
+
+
+def channels_table(split: dict) -> str:
+    """Coverage and candidates per channel, as the reference design reports them."""
+    c = split["channels"]
+    prefix, ann = split["prefix_channel"], split["ann_channel"]
+    rows = [
+        (f"prefix (top {prefix['prefixes']} at depth {prefix['depth']})", c["coverage_prefix"], c["candidates_prefix"]),
+        (f"ANN ({ann['kind']}, top {ann['top_n']})", c["coverage_ann"], c["candidates_ann"]),
+        ("union", c["coverage_union"], c["candidates_union"]),
+    ]
+    return markdown_table(["channel", "coverage", "candidates per user"], rows)
