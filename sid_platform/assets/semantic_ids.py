@@ -72,10 +72,11 @@ def item_embeddings(
 
 
 class CodebooksConfig(config_class("CodebooksFields", TokenizerSpec)):  # type: ignore[misc]
-    """Which tokenizer, and its knobs; fields and defaults come from ``TokenizerSpec`` (TIGER's sizes, 4 x 256)."""
+    """Which tokenizer, and its knobs; fields and defaults come from ``TokenizerSpec`` (TIGER's sizes, 4 x 256;
+    an unset codebook_size follows the catalog)."""
 
-    def build(self) -> SemanticTokenizer:
-        return self.core().build()
+    def build(self, n_items: int) -> SemanticTokenizer:
+        return self.core().resolved(n_items).build()
 
 
 @asset(group_name=GROUP, description="The trained Semantic-ID tokenizer (RQ-VAE or RQ-KMeans) as a versioned state.")
@@ -86,12 +87,12 @@ def codebooks(
     item_embeddings: ItemEmbeddings,
     item_catalog: pl.DataFrame,
 ) -> Output[CodebooksCheckpoint]:
-    tokenizer = config.build()
+    tokenizer = config.build(len(item_embeddings.item_ids))
     log = tokenizer.fit(item_embeddings.vectors, item_catalog["categories"].to_list())
     codes = tokenizer.encode(item_embeddings.vectors)
     checkpoint = CodebooksCheckpoint.of(tokenizer, item_embeddings.version, log)
-    utilization = utilization_per_level(codes, config.codebook_size)
-    perplexity = perplexity_per_level(codes, config.codebook_size)
+    utilization = utilization_per_level(codes, tokenizer.codebook_size)
+    perplexity = perplexity_per_level(codes, tokenizer.codebook_size)
     last = log.epochs[-1] if log.epochs else {}
     figures = {
         "train_seconds": round(log.seconds, 1),
@@ -101,6 +102,7 @@ def codebooks(
     }
     report = EpochReport(curves=tuple(key for key in last if key not in ("epoch", "seconds")))
     params = {**config.model_dump(), "embeddings_version": item_embeddings.version, "version": checkpoint.version}
+    params["codebook_size"] = tokenizer.codebook_size  # resolved from the catalog when the config leaves it unset
     metadata = training_report(
         context,
         mlflow,
@@ -108,10 +110,11 @@ def codebooks(
         report,
         params=params,
         figures=figures,
-        plots={"code_usage": code_usage_plot(codes, config.codebook_size)},
+        plots={"code_usage": code_usage_plot(codes, tokenizer.codebook_size)},
     )
     versions = {"version": checkpoint.version, "embeddings_version": item_embeddings.version}
-    return Output(checkpoint, metadata={"tokenizer": config.tokenizer, **versions, **metadata})
+    size = {"codebook_size": tokenizer.codebook_size, "codebook_size_auto": config.codebook_size is None}
+    return Output(checkpoint, metadata={"tokenizer": config.tokenizer, **versions, **size, **metadata})
 
 
 @asset(group_name=GROUP, description="item → (c1 … cL, suffix): every item's Semantic ID, unique thanks to the suffix.")
