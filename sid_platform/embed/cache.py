@@ -44,7 +44,7 @@ class EmbeddingCache:
     """Vectors by key, one file per encoder identity under ``prefix`` in ``store`` (a directory: local files)."""
 
     def __init__(self, store: BlobStore | Path, prefix: str = "") -> None:
-        self.store = LocalBlobStore(Path(store)) if isinstance(store, str | Path) else store
+        self.blobs = LocalBlobStore(Path(store)) if isinstance(store, str | Path) else store
         self.prefix = prefix
 
     def key_for(self, identity: str) -> str:
@@ -66,7 +66,7 @@ class EmbeddingCache:
         old_keys, old_vectors = self._read(identity)
         if len(old_keys) and old_vectors.shape[1] != vectors.shape[1]:
             raise ValueError(
-                f"cache {self.store.uri(self.key_for(identity))} holds {old_vectors.shape[1]}-d vectors, got {vectors.shape[1]}-d "
+                f"cache {self.blobs.uri(self.key_for(identity))} holds {old_vectors.shape[1]}-d vectors, got {vectors.shape[1]}-d "
                 f"for the same encoder identity {identity!r}"
             )
         merged = dict(zip(old_keys.tolist(), old_vectors, strict=True))
@@ -74,7 +74,7 @@ class EmbeddingCache:
         self._write(identity, np.array(list(merged), dtype="U64"), np.stack(list(merged.values())))
 
     def _read(self, identity: str) -> tuple[np.ndarray, np.ndarray]:
-        data = self.store.read(self.key_for(identity))
+        data = self.blobs.read(self.key_for(identity))
         if data is None:
             return np.zeros(0, dtype="U64"), np.zeros((0, 0), dtype=np.float32)
         with np.load(io.BytesIO(data), allow_pickle=False) as stored:
@@ -83,7 +83,7 @@ class EmbeddingCache:
     def _write(self, identity: str, keys: np.ndarray, vectors: np.ndarray) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, keys=keys, vectors=vectors)
-        self.store.write(self.key_for(identity), buffer.getvalue())
+        self.blobs.write(self.key_for(identity), buffer.getvalue())
 
 
 @dataclass(frozen=True)
