@@ -1,4 +1,4 @@
-# The two commands of the README. Both create or reuse .venv and install the project into it first.
+# The commands of the README. Each creates or reuses .venv and installs the project into it first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ export SID_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DATA),
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export SID_HOME ?= $(CURDIR)/.sid_home
 
-.PHONY: demo test lint install clean
+.PHONY: demo ui test lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/sid-platform demo
+
+# The Dagster UI with the demo's data directory and homes (the exports above): its Materialize all, with no
+# config, runs what `make demo` runs, and the demo's runs show up in it. UI_PORT=3111 make ui for another port.
+UI_PORT ?= 3000
+ui: $(STAMP)
+	mkdir -p "$(DAGSTER_HOME)"  # dagster dev needs it to exist; made as the demo makes it (telemetry off)
+	test -f "$(DAGSTER_HOME)/dagster.yaml" || printf 'telemetry:\n  enabled: false\n' > "$(DAGSTER_HOME)/dagster.yaml"
+	$(BIN)/dagster dev -w workspace.yaml -p $(UI_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

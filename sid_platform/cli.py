@@ -1,7 +1,10 @@
 """``sid-platform``: the command line.
 
-``demo`` runs the whole graph and prints the evaluation table and the promotion decision; ``rollback``
-moves the registry's ``champion`` back to a former champion (the same function as ``rollback_job``).
+``demo`` runs the whole graph with a profile and prints the evaluation table and the promotion decision;
+``run --config FILE.yaml`` does the same with a run config file (the YAML the Dagster launchpad takes)
+layered over the profile, checked before anything runs; ``config`` prints a profile's full run config as
+a starting point for such a file; ``rollback`` moves the registry's ``champion`` back to a former champion
+(the same function as ``rollback_job``).
 """
 
 from __future__ import annotations
@@ -9,19 +12,30 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sid_platform.profiles import PROFILE_NAMES
 
+if TYPE_CHECKING:
+    from dagster import ExecuteInProcessResult
 
-def _demo(args: argparse.Namespace) -> int:
+# The exit status of a command refused before it ran (a missing file, bad YAML, an invalid config).
+USAGE_ERROR = 2
+
+
+class CommandError(Exception):
+    """A mistake the user can fix (a config key, a file): printed as one line per problem, no traceback."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _print_evaluation(document: dict) -> None:
     from sid_platform.assets.evaluation import channels_table
-    from sid_platform.automation.run import run_main_job
     from sid_platform.evaluation.report import metrics_table
 
-    started = time.perf_counter()
-    result = run_main_job(args.profile)
-    document = result.output_for_node("evaluation")
-    elapsed = time.perf_counter() - started
     for split in ("test", "valid"):
         part = document[split]
         setting = "history excluded" if part["protocol"]["exclude_history"] else "history not masked"
@@ -31,14 +45,78 @@ def _demo(args: argparse.Namespace) -> int:
             print(channels_table(part))
             costs = ", ".join(f"{k} {v:.2f}" for k, v in part["retrieval_ms_per_user"].items())
             print(f"retrieval cost, ms per user: {costs}")
-    promotion = result.output_for_node("model_promotion")
-    outcome = "promoted to champion" if promotion["promoted"] else "kept as challenger"
+
+
+def _report(result: ExecuteInProcessResult, elapsed: float) -> int:
+    """What the run produced (the evaluation table and the promotion when they ran), or why it failed."""
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    if "evaluation" in materialized:
+        _print_evaluation(result.output_for_node("evaluation"))
+    if "model_promotion" in materialized:
+        promotion = result.output_for_node("model_promotion")
+        outcome = "promoted to champion" if promotion["promoted"] else "kept as challenger"
+        print(
+            f"\n{promotion['registered_model']} v{promotion['version']} {outcome}: {promotion['summary']}"
+            f" (MLflow: {promotion['tracking_uri']})"
+        )
+    if not {"evaluation", "model_promotion"} & materialized:
+        print(f"\nmaterialized: {', '.join(sorted(materialized)) or 'nothing'}")
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            print(f"check {check.check_name} on {check.asset_key.to_user_string()} failed: {check.description}")
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None:  # Dagster wraps the error the step raised
+            error = error.cause
+        message = " ".join((error.message if error else "unknown error").split())
+        print(f"step {event.step_key} failed: {message}")
+    status = "finished" if result.success else "FAILED"
+    print(f"\nrun {result.run_id} {status} in {elapsed:.0f}s; JSON under .sid_home/runs/{result.run_id}/")
+    if "evaluation" in materialized:
+        print(f"run report: {result.asset_materializations_for_node('evaluation')[-1].metadata['report'].value}")
+    return 0 if result.success else 1
+
+
+def _execute(profile: str, extra: dict | None = None, assets: list[str] | None = None) -> int:
+    from sid_platform.automation.run import run_main_job
+    from sid_platform.automation.run_config import RunConfigError
+
+    started = time.perf_counter()
+    try:
+        result = run_main_job(profile, extra, raise_on_error=False, assets=assets)
+    except RunConfigError as error:
+        raise CommandError(error.problems) from error
+    return _report(result, time.perf_counter() - started)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return _execute(args.profile)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sid_platform.automation.run_config import RunConfigError, load_run_config_file, with_overrides
+
+    try:
+        extra = with_overrides(load_run_config_file(Path(args.config)), args.set or [])
+    except RunConfigError as error:
+        raise CommandError(error.problems) from error
+    assets = [name.strip() for value in args.select or [] for name in value.split(",") if name.strip()]
+    return _execute(args.profile, extra, assets or None)
+
+
+def _config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from sid_platform.automation.graph import graph_definitions
+    from sid_platform.automation.run_config import full_run_config
+
+    definitions = graph_definitions()
+    config = full_run_config(definitions.resolve_job_def("main_job"), definitions, args.profile)
     print(
-        f"\n{promotion['registered_model']} v{promotion['version']} {outcome}: {promotion['summary']}"
-        f" (MLflow: {promotion['tracking_uri']})"
+        f"# The run config of profile {args.profile!r} with every knob at its value (null = unset/automatic).\n"
+        "# Keep what you change, delete the rest, and run: sid-platform run --config THIS_FILE.yaml"
     )
-    print(f"\nrun {result.run_id} finished in {elapsed:.0f}s; JSON under .sid_home/runs/{result.run_id}/")
-    print(f"run report: {result.asset_materializations_for_node('evaluation')[-1].metadata['report'].value}")
+    print(yaml.safe_dump(config, sort_keys=False, width=1000), end="")
     return 0
 
 
@@ -63,13 +141,34 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="materialize every asset and print the evaluation table")
     demo.add_argument("--profile", choices=PROFILE_NAMES, default="default")
     demo.set_defaults(func=_demo)
+    run = sub.add_parser("run", help="materialize the graph with a run config file layered over a profile")
+    run.add_argument("--config", required=True, metavar="FILE.yaml", help="a Dagster run config (ops:, resources:)")
+    run.add_argument("--profile", choices=PROFILE_NAMES, default="default", help="the config the file is layered on")
+    run.add_argument(
+        "--select", action="append", metavar="ASSETS", help="only these assets (comma-separated) and their checks"
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY.PATH=VALUE",
+        help="override one key of the file, e.g. resources.dataset.config.data_dir=/data (repeatable)",
+    )
+    run.set_defaults(func=_run)
+    config = sub.add_parser("config", help="print a profile's full run config (YAML), a starting point for --config")
+    config.add_argument("--profile", choices=PROFILE_NAMES, default="default")
+    config.set_defaults(func=_config)
     back = sub.add_parser("rollback", help="move the registry's 'champion' alias back to a former champion")
     back.add_argument("--to", type=int, default=None, metavar="VERSION", help="default: the champion before")
     back.add_argument("--model", default="sid-recommender", help="registered model name")
     back.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else SQLite under SID_HOME")
     back.set_defaults(func=_rollback)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CommandError as error:
+        for problem in error.problems:
+            print(f"sid-platform {args.command}: {problem}", file=sys.stderr)
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from sid_platform.policy import POLICY
-from sid_platform.registry import Candidate, decide, frame_fingerprint, log_bundle
+from sid_platform.registry import Candidate, Release, frame_fingerprint, release
 from sid_platform.resources import MlflowResource
 from sid_platform.settings import DATA_DIR_ENV, resolve_data_dir
 
@@ -89,16 +89,33 @@ def model_promotion(
     item_catalog: pl.DataFrame,
     **components: Any,
 ) -> Output[dict]:
-    serving = evaluation["serving"]
-    checks = failed_checks(context.instance, context.run_id)
-    candidate = Candidate(
-        recall_at_10=float(serving["recall@10"]),
-        min_codebook_utilization=float(serving["min_codebook_utilization"]),
-        failed_checks=tuple(checks),
-    )
+    serving, checks = evaluation["serving"], failed_checks(context.instance, context.run_id)
+    candidate = Candidate(float(serving["recall@10"]), float(serving["min_codebook_utilization"]), tuple(checks))
     fingerprint = frame_fingerprint(data_splits, item_catalog)
+    tags = {"dagster_run_id": context.run_id, "dagster_job": context.job_name or "", "data_fingerprint": fingerprint}
+    outcome = release(
+        mlflow.tracking(),
+        mlflow.registered_model,
+        {name: components[name] for name in BUNDLE_COMPONENTS},
+        pinned_config_of(context, serving, fingerprint),
+        candidate,
+        mlflow.policy(),
+        metrics=release_metrics(evaluation),
+        tags=tags,
+    )
+    summary = f"{outcome.registered_model} v{outcome.version} {outcome.outcome}: {outcome.summary}"
+    context.instance.add_run_tags(
+        context.run_id,
+        {"sid/promotion": f"v{outcome.version} {outcome.outcome}", "sid/promotion_reason": outcome.summary[:250]},
+    )
+    (context.log.info if outcome.promoted else context.log.warning)(summary)
+    return Output(outcome.as_dict(), metadata=release_metadata(outcome, checks, fingerprint))
+
+
+def pinned_config_of(context: AssetExecutionContext, serving: dict, fingerprint: str) -> dict[str, Any]:
+    """What a registered version pins: the run config as given and resolved, the data, the serving figures."""
     data_dir = resolve_data_dir()  # as the dataset resource resolves it when its config names none
-    pinned = {
+    return {
         "dagster_run_id": context.run_id,
         "job": context.job_name,
         "run_config": context.run.run_config,
@@ -106,56 +123,26 @@ def model_promotion(
         "data": {"fingerprint": fingerprint, DATA_DIR_ENV: str(data_dir) if data_dir else None},
         "evaluation": serving,
     }
+
+
+def release_metrics(evaluation: dict) -> dict[str, float]:
+    """The serving figures and every test figure, as the bundle's MLflow run metrics."""
     test_metrics = evaluation.get("test", {}).get("metrics", {})
-    tracking = mlflow.tracking()
-    tags = {"dagster_run_id": context.run_id, "dagster_job": context.job_name or "", "data_fingerprint": fingerprint}
-    version = log_bundle(
-        tracking,
-        mlflow.registered_model,
-        {name: components[name] for name in BUNDLE_COMPONENTS},
-        pinned,
-        run_name="model_promotion",
-        metrics={
-            **{f"serving_{k}": v for k, v in serving.items() if isinstance(v, int | float)},
-            **{f"test_{model}_{k}": v for model, figures in test_metrics.items() for k, v in figures.items()},
-        },
-        tags=tags,
-    )
-    decision = decide(tracking.client, mlflow.registered_model, int(version.version), candidate, mlflow.policy())
-    outcome = "promoted" if decision.promoted else "refused"
-    tracking.client.set_tag(version.run_id, "promotion", outcome)
-    tracking.client.set_tag(version.run_id, "gate_reasons", decision.summary[:5000])
-    context.instance.add_run_tags(
-        context.run_id,
-        {"sid/promotion": f"v{version.version} {outcome}", "sid/promotion_reason": decision.summary[:250]},
-    )
-    log = context.log.info if decision.promoted else context.log.warning
-    log(f"{mlflow.registered_model} v{version.version} {outcome}: {decision.summary}")
-    result = {
-        "registered_model": mlflow.registered_model,
-        "version": int(version.version),
-        "promoted": decision.promoted,
-        "reasons": decision.reasons,
-        "summary": decision.summary,
-        "previous_champion": decision.previous_champion,
-        "recall@10": candidate.recall_at_10,
-        "min_codebook_utilization": candidate.min_codebook_utilization,
-        "mlflow_run_id": version.run_id,
-        "tracking_uri": tracking.uri,
+    serving = {f"serving_{k}": v for k, v in evaluation["serving"].items() if isinstance(v, int | float)}
+    return serving | {f"test_{model}_{k}": v for model, figures in test_metrics.items() for k, v in figures.items()}
+
+
+def release_metadata(outcome: Release, checks: list[str], fingerprint: str) -> dict[str, Any]:
+    return {
+        "registered_model": outcome.registered_model,
+        "version": outcome.version,
+        "decision": outcome.outcome,
+        "reasons": outcome.summary,
+        "previous_champion": outcome.previous_champion,
+        "blocking_checks_failed": ", ".join(checks) or "none",
+        "recall@10": outcome.recall_at_10,
+        "min_codebook_utilization": outcome.min_codebook_utilization,
+        "data_fingerprint": fingerprint,
+        "mlflow_run_id": outcome.mlflow_run_id,
+        "tracking_uri": MetadataValue.text(outcome.tracking_uri),
     }
-    return Output(
-        result,
-        metadata={
-            "registered_model": mlflow.registered_model,
-            "version": int(version.version),
-            "decision": outcome,
-            "reasons": decision.summary,
-            "previous_champion": decision.previous_champion,
-            "blocking_checks_failed": ", ".join(checks) or "none",
-            "recall@10": candidate.recall_at_10,
-            "min_codebook_utilization": candidate.min_codebook_utilization,
-            "data_fingerprint": fingerprint,
-            "mlflow_run_id": version.run_id,
-            "tracking_uri": MetadataValue.text(tracking.uri),
-        },
-    )

@@ -5,6 +5,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Config, Me
 
 from sid_platform.assets.reporting import EpochReport, training_report
 from sid_platform.data.split import UserSequences
+from sid_platform.embed.cache import EmbeddingCache
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_items
 from sid_platform.evaluation.plots import code_usage_plot
 from sid_platform.evaluation.report import markdown_table
@@ -23,7 +24,6 @@ from sid_platform.semantic_ids import (
     sid_stability,
     utilization_per_level,
 )
-from sid_platform.settings import data_home
 from sid_platform.storage import frame_bytes, read_parquet_blob
 
 GROUP = "semantic_ids"
@@ -38,6 +38,7 @@ class ItemEmbeddingsConfig(config_class("ItemEmbeddingsFields", EmbeddingSpec)):
 def item_embeddings(
     context: AssetExecutionContext,
     config: ItemEmbeddingsConfig,
+    storage: SideFileStorage,
     item_catalog: pl.DataFrame,
     user_sequences: UserSequences,
 ) -> Output[ItemEmbeddings]:
@@ -45,7 +46,8 @@ def item_embeddings(
     spec = EmbeddingSpec(
         **{**config.model_dump(), "encoders": tuple(config.encoders), "weights": tuple(config.weights)}
     )
-    result = embed_items(item_catalog, train, spec, data_home() / "embedding_cache", context.log.info)
+    cache = EmbeddingCache(storage.store(), "embedding_cache/")  # only new or changed items are embedded
+    result = embed_items(item_catalog, train, spec, cache, context.log.info)
     stats = {
         f"{name}_{key}": round(value, 1) if isinstance(value, float) else value
         for name, stat in result.stats.items()
@@ -64,10 +66,11 @@ def item_embeddings(
 
 
 class CodebooksConfig(config_class("CodebooksFields", TokenizerSpec)):  # type: ignore[misc]
-    """Which tokenizer, and its knobs; fields and defaults come from ``TokenizerSpec`` (TIGER's sizes, 4 x 256)."""
+    """Which tokenizer, and its knobs; fields and defaults come from ``TokenizerSpec`` (TIGER's sizes, 4 x 256;
+    an unset codebook_size follows the catalog)."""
 
-    def build(self) -> SemanticTokenizer:
-        return self.core().build()
+    def build(self, n_items: int) -> SemanticTokenizer:
+        return self.core().resolved(n_items).build()
 
 
 @asset(group_name=GROUP, description="The trained Semantic-ID tokenizer (RQ-VAE or RQ-KMeans) as a versioned state.")
@@ -78,12 +81,12 @@ def codebooks(
     item_embeddings: ItemEmbeddings,
     item_catalog: pl.DataFrame,
 ) -> Output[CodebooksCheckpoint]:
-    tokenizer = config.build()
+    tokenizer = config.build(len(item_embeddings.item_ids))
     log = tokenizer.fit(item_embeddings.vectors, item_catalog["categories"].to_list(), context.log.info)
     codes = tokenizer.encode(item_embeddings.vectors)
     checkpoint = CodebooksCheckpoint.of(tokenizer, item_embeddings.version, log)
-    utilization = utilization_per_level(codes, config.codebook_size)
-    perplexity = perplexity_per_level(codes, config.codebook_size)
+    utilization = utilization_per_level(codes, tokenizer.codebook_size)
+    perplexity = perplexity_per_level(codes, tokenizer.codebook_size)
     last = log.epochs[-1] if log.epochs else {}
     figures = {
         "train_seconds": round(log.seconds, 1),
@@ -93,6 +96,7 @@ def codebooks(
     }
     report = EpochReport(curves=tuple(key for key in last if key not in ("epoch", "seconds")))
     params = {**config.model_dump(), "embeddings_version": item_embeddings.version, "version": checkpoint.version}
+    params["codebook_size"] = tokenizer.codebook_size  # resolved from the catalog when the config leaves it unset
     metadata = training_report(
         context,
         mlflow,
@@ -100,10 +104,11 @@ def codebooks(
         report,
         params=params,
         figures=figures,
-        plots={"code_usage": code_usage_plot(codes, config.codebook_size)},
+        plots={"code_usage": code_usage_plot(codes, tokenizer.codebook_size)},
     )
     versions = {"version": checkpoint.version, "embeddings_version": item_embeddings.version}
-    return Output(checkpoint, metadata={"tokenizer": config.tokenizer, **versions, **metadata})
+    size = {"codebook_size": tokenizer.codebook_size, "codebook_size_auto": config.codebook_size is None}
+    return Output(checkpoint, metadata={"tokenizer": config.tokenizer, **versions, **size, **metadata})
 
 
 @asset(group_name=GROUP, description="item → (c1 … cL, suffix): every item's Semantic ID, unique thanks to the suffix.")

@@ -8,7 +8,9 @@ from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
 from sid_platform.assets.reporting import PROFILE_TAG
 from sid_platform.automation.graph import graph_definitions
+from sid_platform.automation.run_config import RunConfigError, for_selection, merge, resolve_selection, validated
 from sid_platform.profiles import run_config as profile_run_config
+from sid_platform.resources import DatasetResource
 from sid_platform.settings import dagster_home
 
 
@@ -24,21 +26,40 @@ def local_instance() -> DagsterInstance:
     return DagsterInstance.get()
 
 
+def main_job_run_config(
+    profile: str = "default", extra_run_config: dict[str, Any] | None = None, assets: list[str] | None = None
+) -> tuple[dict[str, Any], list[str] | None]:
+    """The run config and the assets to build: the profile's run config with ``extra_run_config`` layered over
+    it (key by key), cut to the ops of ``assets`` and of their checks when given (with the assets an op must
+    build together), and checked against main_job's schema, so a mistake raises ``RunConfigError`` before
+    anything runs."""
+    definitions = graph_definitions()
+    base = {**profile_run_config(profile), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    run_config = merge(base, extra_run_config or {})
+    nodes = None
+    if assets is not None:  # config for ops outside the selection would be rejected
+        assets, nodes = resolve_selection(definitions, assets)
+        run_config = for_selection(run_config, nodes)
+    resolved = validated(definitions.resolve_job_def("main_job"), run_config)
+    if nodes is None or "ingest" in nodes:  # the data is read: its files must be there
+        dataset = DatasetResource(**((resolved.get("resources") or {}).get("dataset") or {}).get("config") or {})
+        if problems := dataset.missing_files():
+            raise RunConfigError(problems)
+    return run_config, assets
+
+
 def run_main_job(
     profile: str = "default",
     extra_run_config: dict[str, Any] | None = None,
     raise_on_error: bool = True,
     assets: list[str] | None = None,
 ) -> ExecuteInProcessResult:
-    """Materialize every asset (or only ``assets``, reading their inputs from storage) with the profile's config.
+    """Materialize every asset (or only ``assets``, reading their inputs from storage) with the profile's config
+    and ``extra_run_config`` over it. The config is checked before anything runs.
 
     Runs are recorded in ``$DAGSTER_HOME`` when set.
     """
-    run_config = {**profile_run_config(profile), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    for section, values in (extra_run_config or {}).items():
-        run_config.setdefault(section, {}).update(values)
-    if assets is not None:  # config for assets outside the selection would be rejected
-        run_config["ops"] = {name: value for name, value in run_config.get("ops", {}).items() if name in assets}
+    run_config, assets = main_job_run_config(profile, extra_run_config, assets)
     job = graph_definitions().resolve_job_def("main_job")
     return job.execute_in_process(
         run_config=run_config,

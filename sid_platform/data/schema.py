@@ -160,19 +160,23 @@ def conform(
 def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
     """Lenient cast (failures become null and are reported by the caller).
 
-    Timestamps: numbers are epoch seconds, strings are ISO 8601; both end up as UTC datetimes.
+    Timestamps: numbers are epoch seconds, strings are ISO 8601 or epoch seconds written as text (CSV
+    files are read as text, and MovieLens-style logs carry epoch seconds); all end up as UTC datetimes.
     """
     if isinstance(dtype, pl.Datetime):
         if series.dtype.is_numeric():
-            return (
-                (series.cast(pl.Float64) * 1_000_000)
-                .cast(pl.Int64, strict=False)
-                .cast(pl.Datetime("us"))
-                .dt.replace_time_zone("UTC")
-            )
+            return _epoch_seconds(series.cast(pl.Float64))
         if series.dtype == pl.Utf8:
-            parsed = series.str.to_datetime(strict=False, time_unit="us")
+            seconds = series.str.strip_chars().cast(pl.Float64, strict=False)
+            dates = pl.select(pl.when(seconds.is_null()).then(series)).to_series()  # numbers would spoil inference
+            parsed = dates.str.to_datetime(strict=False, time_unit="us")
             if parsed.dtype.time_zone is None:  # type: ignore[union-attr]
-                return parsed.dt.replace_time_zone("UTC")
-            return parsed.dt.convert_time_zone("UTC")
+                parsed = parsed.dt.replace_time_zone("UTC")
+            else:
+                parsed = parsed.dt.convert_time_zone("UTC")
+            return _epoch_seconds(seconds).zip_with(seconds.is_not_null(), parsed)
     return series.cast(dtype, strict=False)
+
+
+def _epoch_seconds(seconds: pl.Series) -> pl.Series:
+    return (seconds * 1_000_000).cast(pl.Int64, strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")

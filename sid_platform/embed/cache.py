@@ -2,8 +2,9 @@
 
 A vector is keyed by the SHA-256 of what was encoded (the item text, or the image file's bytes) together
 with the encoder's ``identity``, so a new model, new weights or a new text template miss the cache by
-construction and nothing needs invalidating. Each identity has one ``.npz`` file (keys and vectors),
-rewritten whole through a temporary file and an atomic rename, so a crash never leaves a torn file.
+construction and nothing needs invalidating. Each identity has one ``.npz`` file (keys and vectors) in a
+``BlobStore`` (the side-file storage: local files, or S3 in the cluster), rewritten whole by an atomic
+replace, so a crash never leaves a torn file.
 Entries for items that left the catalog stay (they are cheap and make a rollback free). Two processes
 writing one identity at once do not corrupt it; the later rename wins and the other's new vectors
 are simply encoded again next time.
@@ -12,9 +13,8 @@ are simply encoded again next time.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sid_platform.embed.encoders import Encoder, ImageTextEncoder, Progress, has_image_file
+from sid_platform.storage import BlobStore, LocalBlobStore
 
 
 def content_hash(text: str, encoder_identity: str) -> str:
@@ -40,15 +41,16 @@ def _digest(identity: str, kind: bytes, payload: bytes) -> str:
 
 
 class EmbeddingCache:
-    """Vectors by key, one file per encoder identity under ``directory``."""
+    """Vectors by key, one file per encoder identity under ``prefix`` in ``store`` (a directory: local files)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
+    def __init__(self, store: BlobStore | Path, prefix: str = "") -> None:
+        self.blobs = LocalBlobStore(Path(store)) if isinstance(store, str | Path) else store
+        self.prefix = prefix
 
-    def file_for(self, identity: str) -> Path:
+    def key_for(self, identity: str) -> str:
         readable = re.sub(r"[^A-Za-z0-9._-]", "_", identity)[:80]
         unique = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:8]  # distinct even if sanitizing collides
-        return self.directory / f"{readable}-{unique}.npz"
+        return f"{self.prefix}{readable}-{unique}.npz"
 
     def lookup(self, identity: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached vector of every key that has one; absent keys are simply not in the result."""
@@ -64,7 +66,7 @@ class EmbeddingCache:
         old_keys, old_vectors = self._read(identity)
         if len(old_keys) and old_vectors.shape[1] != vectors.shape[1]:
             raise ValueError(
-                f"cache {self.file_for(identity)} holds {old_vectors.shape[1]}-d vectors, got {vectors.shape[1]}-d "
+                f"cache {self.blobs.uri(self.key_for(identity))} holds {old_vectors.shape[1]}-d vectors, got {vectors.shape[1]}-d "
                 f"for the same encoder identity {identity!r}"
             )
         merged = dict(zip(old_keys.tolist(), old_vectors, strict=True))
@@ -72,26 +74,16 @@ class EmbeddingCache:
         self._write(identity, np.array(list(merged), dtype="U64"), np.stack(list(merged.values())))
 
     def _read(self, identity: str) -> tuple[np.ndarray, np.ndarray]:
-        path = self.file_for(identity)
-        if not path.is_file():
+        data = self.blobs.read(self.key_for(identity))
+        if data is None:
             return np.zeros(0, dtype="U64"), np.zeros((0, 0), dtype=np.float32)
-        with np.load(path, allow_pickle=False) as data:
-            return data["keys"], data["vectors"]
+        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+            return stored["keys"], stored["vectors"]
 
     def _write(self, identity: str, keys: np.ndarray, vectors: np.ndarray) -> None:
-        path = self.file_for(identity)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=self.directory, suffix=".npz.tmp")
-        tmp_path = Path(name)
-        try:
-            with os.fdopen(handle, "wb") as tmp:
-                np.savez(tmp, keys=keys, vectors=vectors)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_path, path)
-        except BaseException:
-            tmp_path.unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        np.savez(buffer, keys=keys, vectors=vectors)
+        self.blobs.write(self.key_for(identity), buffer.getvalue())
 
 
 @dataclass(frozen=True)

@@ -71,14 +71,14 @@ def embed_items(
     items: pl.DataFrame,
     train_sequences: Sequence[np.ndarray],
     spec: EmbeddingSpec,
-    cache_dir: Path,
+    cache: EmbeddingCache | Path,
     on_progress: LogLine | None = None,
 ) -> ItemEmbeddings:
     """One vector per catalog row; ``on_progress`` receives each encoder's progress lines (items encoded,
     items per second, time left) and what came from the cache."""
     names = resolve_encoders(spec, items)
     texts = item_texts(items, spec.template)
-    cache = EmbeddingCache(cache_dir)
+    cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache)
     parts, stats, identities = [], {}, []
     for name in names:
         if name == "collaborative":

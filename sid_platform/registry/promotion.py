@@ -11,13 +11,17 @@ entry under the top, so ``rollback`` without a version knows where to go.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from sid_platform.policy import POLICY
+from sid_platform.registry.bundle import log_bundle
+from sid_platform.registry.tracking import Tracking
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -176,3 +180,68 @@ def rollback(client: MlflowClient, name: str, to_version: int | None = None) -> 
 
 def _last_index(history: list[int], version: int) -> int:
     return len(history) - 1 - history[::-1].index(version) if version in history else len(history)
+
+
+@dataclass(frozen=True)
+class Release:
+    """A registered bundle version and the gate's decision on it: what ``model_promotion`` returns."""
+
+    registered_model: str
+    version: int
+    promoted: bool
+    reasons: list[str]
+    summary: str
+    previous_champion: int | None
+    recall_at_10: float
+    min_codebook_utilization: float
+    mlflow_run_id: str
+    tracking_uri: str
+
+    @property
+    def outcome(self) -> str:
+        return "promoted" if self.promoted else "refused"
+
+    def as_dict(self) -> dict:
+        """The asset's output; keys as the CLI, the sensors and the tests read them."""
+        return {
+            "registered_model": self.registered_model,
+            "version": self.version,
+            "promoted": self.promoted,
+            "reasons": self.reasons,
+            "summary": self.summary,
+            "previous_champion": self.previous_champion,
+            "recall@10": self.recall_at_10,
+            "min_codebook_utilization": self.min_codebook_utilization,
+            "mlflow_run_id": self.mlflow_run_id,
+            "tracking_uri": self.tracking_uri,
+        }
+
+
+def release(
+    tracking: Tracking,
+    name: str,
+    components: Mapping[str, Any],
+    pinned: Mapping[str, Any],
+    candidate: Candidate,
+    policy: GatePolicy,
+    *,
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+) -> Release:
+    """Register the bundle as a new version of ``name``, gate it, and record the outcome on its MLflow run."""
+    version = log_bundle(tracking, name, components, pinned, run_name="model_promotion", metrics=metrics, tags=tags)
+    decision = decide(tracking.client, name, int(version.version), candidate, policy)
+    tracking.client.set_tag(version.run_id, "promotion", "promoted" if decision.promoted else "refused")
+    tracking.client.set_tag(version.run_id, "gate_reasons", decision.summary[:TAG_VALUE_LIMIT])
+    return Release(
+        name,
+        int(version.version),
+        decision.promoted,
+        decision.reasons,
+        decision.summary,
+        decision.previous_champion,
+        candidate.recall_at_10,
+        candidate.min_codebook_utilization,
+        version.run_id,
+        tracking.uri,
+    )

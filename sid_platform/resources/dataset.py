@@ -4,11 +4,14 @@ from dagster import ConfigurableResource, get_dagster_logger
 from pydantic import Field
 
 from sid_platform.data.amazon_raw import RemoteFile, load_amazon_raw
+from sid_platform.data.files import DataNotFoundError, find_file
 from sid_platform.data.generic import load_generic
-from sid_platform.data.p5 import load_p5
+from sid_platform.data.p5 import dataset_folders, load_p5
 from sid_platform.data.schema import LoadedData
 from sid_platform.data.synthetic import generate
 from sid_platform.settings import DATA_DIR_ENV, resolve_data_dir
+
+SOURCES = "auto | p5 | amazon_raw | generic | synthetic"
 
 
 class DatasetResource(ConfigurableResource):
@@ -19,7 +22,7 @@ class DatasetResource(ConfigurableResource):
     generator and says so loudly. Any explicit source fails with a clear message when files are missing.
     """
 
-    source: str = Field(default="auto", description="auto | p5 | amazon_raw | generic | synthetic")
+    source: str = Field(default="auto", description=SOURCES)
     data_dir: str | None = Field(default=None, description=f"folder with the data; defaults to ${DATA_DIR_ENV}")
     dataset: str = Field(default="beauty", description="P5 dataset folder name (beauty, sports)")
     raw_category: str = Field(
@@ -37,6 +40,37 @@ class DatasetResource(ConfigurableResource):
     synthetic_users: int = 800
     synthetic_items: int = 320
     synthetic_seed: int = 0
+
+    def missing_files(self) -> list[str]:
+        """What the configured source would not find, one line each, checked before a run starts (nothing is
+        read), so a wrong path is a one-line message rather than a failed step."""
+        data_dir = resolve_data_dir(self.data_dir)
+        source = ("p5" if data_dir is not None else "synthetic") if self.source == "auto" else self.source
+        if source not in ("p5", "amazon_raw", "generic", "synthetic"):
+            return [f"resources.dataset.config.source: unknown source {source!r}; choose {SOURCES}"]
+        if source == "synthetic":
+            return []
+        if data_dir is None:
+            return [
+                f"source {source!r} needs a data directory: set ${DATA_DIR_ENV} or resources.dataset.config.data_dir"
+            ]
+        if source == "p5":
+            try:
+                for name in ("sequential_data.txt", "datamaps.json"):
+                    find_file([name], dataset_folders(data_dir, self.dataset), f"P5 dataset {self.dataset!r}")
+            except DataNotFoundError as error:
+                return [" ".join(str(error).split())]
+        if source == "generic":
+            if not self.interactions_path:
+                return ["source 'generic' needs resources.dataset.config.interactions_path"]
+            paths = {"interactions_path": self.interactions_path, "items_path": self.items_path}
+            return [
+                f"resources.dataset.config.{key}: {data_dir / value} does not exist (relative paths start at the "
+                f"data directory, {data_dir})"
+                for key, value in paths.items()
+                if value and not (data_dir / value).is_file()
+            ]
+        return []
 
     def load(self) -> LoadedData:
         data_dir = resolve_data_dir(self.data_dir)

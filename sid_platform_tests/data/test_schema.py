@@ -43,3 +43,7 @@ def test_timestamps_from_epoch_seconds_and_iso_strings():
     assert a["timestamp"][0] == b["timestamp"][0]
     assert str(a["timestamp"].dtype) == "Datetime(time_unit='us', time_zone='UTC')"
     assert q["field"].to_list() == ["timestamp"] and q["raw"].to_list() == ["not a date"]
+    # A CSV is read as text: epoch seconds there (MovieLens' timestamp column) are times too, not bad values.
+    as_text = pl.DataFrame({"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": ["1400000000", " 1400000000.0"]})
+    c, q = conform(as_text, INTERACTION_SCHEMA, INTERACTION_REQUIRED, table="interactions", source="c")
+    assert c["timestamp"].to_list() == [a["timestamp"][0]] * 2 and q.height == 0

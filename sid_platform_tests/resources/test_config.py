@@ -44,11 +44,14 @@ def test_a_field_without_a_plain_default_is_refused():
 
 
 def test_the_spec_builds_the_tokenizer_it_names():
-    rqvae = CodebooksConfig(levels=3, codebook_size=16, epochs=2).build()
+    rqvae = CodebooksConfig(levels=3, codebook_size=16, epochs=2).build(n_items=12_101)  # an explicit size is kept
     assert isinstance(rqvae, RQVAETokenizer)
     assert rqvae.config == RQVAEConfig(levels=3, codebook_size=16, epochs=2)
-    rqkmeans = CodebooksConfig(tokenizer="rqkmeans", levels=2, codebook_size=8, kmeans_niter=5, seed=3).build()
+    rqkmeans = CodebooksConfig(tokenizer="rqkmeans", levels=2, codebook_size=8, kmeans_niter=5, seed=3).build(320)
     assert isinstance(rqkmeans, RQKMeansTokenizer)
     assert rqkmeans.config == RQKMeansConfig(levels=2, codebook_size=8, niter=5, seed=3)
     with pytest.raises(ValueError, match="unknown tokenizer"):
-        TokenizerSpec(tokenizer="pq").build()  # type: ignore[arg-type]
+        TokenizerSpec(tokenizer="pq", codebook_size=8).build()  # type: ignore[arg-type]
+    assert CodebooksConfig().build(n_items=320).codebook_size == 16  # unset: follows the catalog
+    with pytest.raises(ValueError, match="resolved"):
+        TokenizerSpec().build()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sid_platform.policy import POLICY
 from sid_platform.semantic_ids import (
     CodebooksCheckpoint,
     RQKMeansConfig,
@@ -18,6 +19,7 @@ from sid_platform.semantic_ids import (
     SemanticTokenizer,
     utilization_per_level,
 )
+from sid_platform.semantic_ids.spec import TokenizerSpec, auto_codebook_size
 
 SMALL = RQVAEConfig(levels=3, codebook_size=32, latent_dim=16, hidden_dims=(64,), epochs=12, batch_size=256)
 
@@ -160,3 +162,23 @@ def test_rqkmeans_levels_explain_more_and_normalize_ignores_scale(tree):
     np.testing.assert_array_equal(tokenizer.encode(3.0 * tree.embeddings), tokenizer.encode(tree.embeddings))
     with pytest.raises(ValueError, match="codebook"):
         RQKMeansTokenizer(RQKMeansConfig(codebook_size=256)).fit(tree.embeddings[:100])
+
+
+@pytest.mark.parametrize(
+    ("n_items", "size"),
+    [(12_101, 256), (18_357, 256), (5_120, 256), (5_119, 128), (320, 16), (319, 8), (40, 2), (3, 2)],
+)
+def test_the_automatic_codebook_size_follows_the_catalog(n_items, size):
+    # Beauty and Sports keep TIGER's 256; a small catalog gets at least 20 items per code.
+    assert auto_codebook_size(n_items) == size
+    assert TokenizerSpec().resolved(n_items).codebook_size == size
+    assert TokenizerSpec(codebook_size=64).resolved(n_items).codebook_size == 64  # an explicit size is kept
+
+
+def test_the_automatic_size_keeps_every_level_in_use_on_a_small_catalog(tree):
+    # The default spec (4 levels, RQ-VAE) on 320 items: the blocking check's 80 % floor holds on every level.
+    spec = TokenizerSpec().resolved(320)
+    tokenizer = spec.build()
+    tokenizer.fit(tree.embeddings[:320])
+    utilization = utilization_per_level(tokenizer.encode(tree.embeddings[:320]), spec.codebook_size)
+    assert len(utilization) == 4 and min(utilization) >= POLICY.min_codebook_utilization
