@@ -74,10 +74,9 @@ class Tracking:
 
     @cached_property
     def client(self) -> MlflowClient:
-        client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         if self.uri.startswith("sqlite:///"):
-            _create_sqlite_schema_once(client, Path(self.uri.removeprefix("sqlite:///")))
-        return client
+            return _client_of_fresh_sqlite_store(self.uri, Path(self.uri.removeprefix("sqlite:///")))
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     @cached_property
     def experiment_id(self) -> str:
@@ -97,7 +96,7 @@ class Tracking:
             return found.experiment_id
 
 
-def _create_sqlite_schema_once(client: MlflowClient, database: Path) -> None:
+def _client_of_fresh_sqlite_store(uri: str, database: Path) -> MlflowClient:
     """Open both stores under an exclusive file lock: MLflow creates and migrates a SQLite schema on first use, and
     two runs doing it at once on a fresh store fail (``table _alembic_tmp_experiments already exists``). The
     second process waits for the first and then finds the schema made."""
@@ -105,10 +104,12 @@ def _create_sqlite_schema_once(client: MlflowClient, database: Path) -> None:
     with open(database.with_name(database.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             client.search_experiments(max_results=1)  # the first call on each store runs MLflow's migrations
             client.search_registered_models(max_results=1)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    return client
 
 
 def _flat_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
