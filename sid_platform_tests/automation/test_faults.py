@@ -95,7 +95,10 @@ def test_a_killed_run_is_marked_failed_and_the_next_run_resumes_the_router(tmp_p
         monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
         instance = DagsterInstance.get()
         runs = instance.get_runs()
-        assert sorted(run.status for run in runs) == sorted([DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE])
+        assert sorted(run.status.value for run in runs) == [
+            DagsterRunStatus.FAILURE.value,
+            DagsterRunStatus.SUCCESS.value,
+        ]
         killed = next(run for run in runs if run.status == DagsterRunStatus.FAILURE)
         assert killed.tags[PID_TAG] == str(victim.pid)
         router = instance.get_latest_materialization_event(AssetKey("router_checkpoint"))
