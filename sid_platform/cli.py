@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sid_platform.profiles import PROFILE_NAMES
+from sid_platform.settings import data_home
 
 if TYPE_CHECKING:
     from dagster import ExecuteInProcessResult
@@ -71,7 +72,7 @@ def _report(result: ExecuteInProcessResult, elapsed: float) -> int:
         message = " ".join((error.message if error else "unknown error").split())
         print(f"step {event.step_key} failed: {message}")
     status = "finished" if result.success else "FAILED"
-    print(f"\nrun {result.run_id} {status} in {elapsed:.0f}s; JSON under .sid_home/runs/{result.run_id}/")
+    print(f"\nrun {result.run_id} {status} in {elapsed:.0f}s; JSON under {data_home() / 'runs' / result.run_id}/")
     if "evaluation" in materialized:
         print(f"run report: {result.asset_materializations_for_node('evaluation')[-1].metadata['report'].value}")
     return 0 if result.success else 1

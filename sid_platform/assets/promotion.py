@@ -57,6 +57,11 @@ def failed_checks(instance: DagsterInstance, run_id: str) -> list[str]:
     return sorted(f"{k.asset_key.to_user_string()}:{k.name} (failed)" for k, e in latest.items() if not e.passed)
 
 
+# One promotion at a time: two runs reading the champion and moving the alias at once could both pass the gate
+# against the same champion. The instance gives this pool one slot (``automation/run.py``, ``deploy/dagster.yaml``).
+PROMOTION_POOL = "promotion"
+
+
 def resolved_run_config(job: JobDefinition, run_config: Mapping[str, Any]) -> dict[str, Any]:
     """The run config with every default filled in, so the pinned config does not depend on code defaults.
 
@@ -76,6 +81,7 @@ def resolved_run_config(job: JobDefinition, run_config: Mapping[str, Any]) -> di
 
 @asset(
     group_name=GROUP,
+    pool=PROMOTION_POOL,
     ins={name: AssetIn() for name in ("evaluation", "data_splits", "item_catalog", *BUNDLE_COMPONENTS)},
     description="Registers the servable bundle in MLflow; it becomes 'champion' only if the promotion gate passes "
     f"(blocking checks passed, codebook utilization at least {POLICY.min_codebook_utilization:.0%}, Recall@10 at "

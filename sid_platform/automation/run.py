@@ -6,12 +6,17 @@ from typing import Any
 
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
+from sid_platform.assets.promotion import PROMOTION_POOL
 from sid_platform.assets.reporting import PROFILE_TAG
 from sid_platform.automation.graph import graph_definitions
+from sid_platform.automation.orphans import fail_orphaned_runs, process_tags
 from sid_platform.automation.run_config import RunConfigError, for_selection, merge, resolve_selection, validated
 from sid_platform.profiles import run_config as profile_run_config
 from sid_platform.resources import DatasetResource
 from sid_platform.settings import dagster_home
+
+# Telemetry off; one slot per concurrency pool, so two runs never promote at once (``model_promotion``'s pool).
+LOCAL_INSTANCE_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
 
 
 def local_instance() -> DagsterInstance:
@@ -22,8 +27,11 @@ def local_instance() -> DagsterInstance:
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
-    return DagsterInstance.get()
+        config.write_text(LOCAL_INSTANCE_YAML)
+    instance = DagsterInstance.get()
+    if PROMOTION_POOL not in instance.event_log_storage.get_concurrency_keys():  # a home made before the pool
+        instance.event_log_storage.set_concurrency_slots(PROMOTION_POOL, 1)
+    return instance
 
 
 def main_job_run_config(
@@ -61,10 +69,12 @@ def run_main_job(
     """
     run_config, assets = main_job_run_config(profile, extra_run_config, assets)
     job = graph_definitions().resolve_job_def("main_job")
+    instance = local_instance()
+    fail_orphaned_runs(instance)  # a killed run must not look STARTED forever, nor hold the promotion slot
     return job.execute_in_process(
         run_config=run_config,
-        instance=local_instance(),
+        instance=instance,
         raise_on_error=raise_on_error,
-        tags={PROFILE_TAG: profile},
+        tags={PROFILE_TAG: profile, **process_tags()},
         asset_selection=[AssetKey(name) for name in assets] if assets is not None else None,
     )

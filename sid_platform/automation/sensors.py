@@ -36,6 +36,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from sid_platform.assets.reporting import PROFILE_TAG
 from sid_platform.automation.jobs import retrain_job
+from sid_platform.automation.orphans import fail_orphaned_runs
 from sid_platform.policy import POLICY
 from sid_platform.profiles import run_config
 from sid_platform.registry import champion
@@ -160,4 +161,12 @@ codebook_utilization_sensor = evaluation_sensor(
     f"{POLICY.min_codebook_utilization:.0%} (the mlflow resource's min_utilization).",
 )
 
-all_sensors = [recall_drop_sensor, codebook_utilization_sensor]
+
+@sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING)
+def orphaned_runs_sensor(context: SensorEvaluationContext) -> SkipReason:
+    """Marks as failed the started in-process runs of this host whose process is gone (``automation/orphans.py``)."""
+    failed = fail_orphaned_runs(context.instance)
+    return SkipReason(f"marked failed: {', '.join(failed)}" if failed else "no orphaned runs")
+
+
+all_sensors = [recall_drop_sensor, codebook_utilization_sensor, orphaned_runs_sensor]

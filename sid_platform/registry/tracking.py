@@ -11,6 +11,7 @@ which would rewrite the process-wide URI (and ``os.environ``) under every other 
 from __future__ import annotations
 
 import base64
+import fcntl
 import math
 import re
 import tempfile
@@ -74,7 +75,7 @@ class Tracking:
     @cached_property
     def client(self) -> MlflowClient:
         if self.uri.startswith("sqlite:///"):
-            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            return _client_of_fresh_sqlite_store(self.uri, Path(self.uri.removeprefix("sqlite:///")))
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     @cached_property
@@ -93,6 +94,22 @@ class Tracking:
             if found is None:
                 raise
             return found.experiment_id
+
+
+def _client_of_fresh_sqlite_store(uri: str, database: Path) -> MlflowClient:
+    """Open both stores under an exclusive file lock: MLflow creates and migrates a SQLite schema on first use, and
+    two runs doing it at once on a fresh store fail (``table _alembic_tmp_experiments already exists``). The
+    second process waits for the first and then finds the schema made."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments(max_results=1)  # the first call on each store runs MLflow's migrations
+            client.search_registered_models(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return client
 
 
 def _flat_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
