@@ -12,6 +12,7 @@ from sid_platform.automation.run_config import RunConfigError, for_selection, me
 from sid_platform.profiles import run_config as profile_run_config
 from sid_platform.resources import DatasetResource
 from sid_platform.settings import dagster_home
+from sid_platform.threads import use_threads
 
 
 def local_instance() -> DagsterInstance:
@@ -57,9 +58,10 @@ def run_main_job(
     """Materialize every asset (or only ``assets``, reading their inputs from storage) with the profile's config
     and ``extra_run_config`` over it. The config is checked before anything runs.
 
-    Runs are recorded in ``$DAGSTER_HOME`` when set.
+    Runs are recorded in ``$DAGSTER_HOME`` when set. Torch runs with the ``training`` stage's threads.
     """
     run_config, assets = main_job_run_config(profile, extra_run_config, assets)
+    use_threads("training")  # the run's large batches (embedding, retrieval, evaluation); see threads.py
     job = graph_definitions().resolve_job_def("main_job")
     return job.execute_in_process(
         run_config=run_config,
