@@ -1,6 +1,7 @@
 """The figures behind ``sid_platform/threads.py``: the served model's batch-1 latency (p50/p95/p99) with 1 and 2
 torch threads, and one SASRec training epoch (``test`` profile, 6,800 interactions) with 1 and 2 threads, each
-on an idle machine and beside one competing process (a busy loop on one core).
+with no load of its own (``idle``) and beside one competing process (a busy loop on one core). The machine's
+load average at start and end is recorded: on a shared machine "idle" is only this script's side.
 
     .venv/bin/python -m benchmarks.serving_threads                         # builds a bundle: the test profile
     SID_HOME=/path/to/home .venv/bin/python -m benchmarks.serving_threads  # that home's registered champion
@@ -65,7 +66,7 @@ def competing_process(active: bool) -> Iterator[None]:
 
 def percentiles(ms: list[float]) -> dict[str, float]:
     q = np.percentile(ms, [50, 95, 99])
-    return {"requests": len(ms), "p50_ms": round(q[0], 2), "p95_ms": round(q[1], 2), "p99_ms": round(q[2], 2)}
+    return {"requests": len(ms), **{f"p{p}_ms": round(float(v), 2) for p, v in zip((50, 95, 99), q, strict=True)}}
 
 
 def latencies(predict: Callable[[pd.DataFrame], Any], requests: list[pd.DataFrame], budget_s: float) -> list[float]:
@@ -163,8 +164,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="SASRec epochs per setting (the median is kept)")
     parser.add_argument("--contended-run", action="store_true", help="also the test profile beside a busy loop")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     source = served_bundle()
     payload: dict[str, Any] = {
+        "load_average_1_5_15_min_at_start": [round(v, 2) for v in load_before],  # others' load on a shared machine
         "cores_available": available_cores(),
         "torch_default_threads": TORCH_DEFAULT_THREADS,
         "chosen_threads": {"serving": threads_for("serving"), "training": threads_for("training")},
@@ -174,6 +177,7 @@ def main() -> None:
     }
     if args.contended_run:
         payload["test_profile_run"] = contended_run()
+    payload["load_average_1_5_15_min_at_end"] = [round(v, 2) for v in os.getloadavg()]
     print(f"wrote {write_result('serving_threads', payload)}")
 
 
