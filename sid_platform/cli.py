@@ -122,13 +122,17 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
     from sid_platform.registry import Tracking, champion, pinned_config, rollback
 
-    tracking = Tracking.resolve(args.tracking_uri)
     try:
+        tracking = Tracking.resolve(args.tracking_uri)
         source, target = rollback(tracking.client, args.model, args.to)
-    except ValueError as error:
-        raise SystemExit(f"rollback refused: {error}") from error
+    except ValueError as error:  # a version that does not exist or was never champion: names the ones that do
+        raise CommandError([f"rollback refused: {error}"]) from error
+    except MlflowException as error:  # the registry itself (unreachable, refused): its first line, no traceback
+        raise CommandError([f"rollback failed: {(error.message.strip().splitlines() or ['?'])[0]}"]) from error
     restored = champion(tracking.client, args.model)
     pinned = pinned_config(tracking, restored) if restored is not None else {}
     print(f"{args.model}: champion v{source} -> v{target} ({tracking.uri})")

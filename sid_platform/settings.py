@@ -22,6 +22,7 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 RETRAIN_CRON_ENV = "SID_RETRAIN_CRON"
 RETRAIN_SCHEDULE_ENV = "SID_RETRAIN_SCHEDULE"  # running | stopped
+TORCH_THREADS_ENV = "SID_TORCH_THREADS"  # N (every stage) or serving=N,training=M; see sid_platform/threads.py
 DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00 UTC
 
 
@@ -79,6 +80,11 @@ def retrain_schedule_status() -> str:
     if status not in ("running", "stopped"):
         raise ValueError(f"{RETRAIN_SCHEDULE_ENV}={status!r}: expected running or stopped")
     return status
+
+
+def torch_threads() -> str | None:
+    """``$SID_TORCH_THREADS`` when set: the intra-op thread counts that override ``sid_platform/threads.py``'s."""
+    return os.environ.get(TORCH_THREADS_ENV) or None
 
 
 def library_defaults(**values: str) -> None:

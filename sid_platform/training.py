@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from sid_platform.progress import LogLine, Progress, duration
+from sid_platform.threads import stage_threads
 
 
 class ResumeFile(Protocol):
@@ -67,6 +68,7 @@ class TrainingLog:
         return cls(**data)
 
 
+@stage_threads("training")  # every trainer's threads, set here once (see sid_platform/threads.py)
 def train_with_early_stopping(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None,

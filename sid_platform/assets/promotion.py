@@ -20,12 +20,14 @@ from dagster import (
 from sid_platform.policy import POLICY
 from sid_platform.registry import Candidate, Release, frame_fingerprint, release
 from sid_platform.resources import MlflowResource
+from sid_platform.serving import POPULARITY, popularity_table
 from sid_platform.settings import DATA_DIR_ENV, resolve_data_dir
 
 GROUP = "registry"
 
 # The servable recommender: asset name → component, each one file in the registered model.
-# A new component (the reranker checkpoint) is one more name here.
+# A new component (the reranker checkpoint) is one more name here. Beside them the bundle holds ``popularity``
+# (training interactions per item, from ``data_splits``): the answer to a history the model cannot rank.
 BUNDLE_COMPONENTS = (
     "codebooks",
     "usid_table",
@@ -102,7 +104,7 @@ def model_promotion(
     outcome = release(
         mlflow.tracking(),
         mlflow.registered_model,
-        {name: components[name] for name in BUNDLE_COMPONENTS},
+        {name: components[name] for name in BUNDLE_COMPONENTS} | {POPULARITY: popularity_table(data_splits)},
         pinned_config_of(context, serving, fingerprint),
         candidate,
         mlflow.policy(),

@@ -14,6 +14,7 @@ from sid_platform.automation.run_config import RunConfigError, for_selection, me
 from sid_platform.profiles import run_config as profile_run_config
 from sid_platform.resources import DatasetResource
 from sid_platform.settings import dagster_home
+from sid_platform.threads import use_threads
 
 # Telemetry off; one slot per concurrency pool, so two runs never promote at once (``model_promotion``'s pool).
 LOCAL_INSTANCE_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
@@ -65,9 +66,10 @@ def run_main_job(
     """Materialize every asset (or only ``assets``, reading their inputs from storage) with the profile's config
     and ``extra_run_config`` over it. The config is checked before anything runs.
 
-    Runs are recorded in ``$DAGSTER_HOME`` when set.
+    Runs are recorded in ``$DAGSTER_HOME`` when set. Torch runs with the ``training`` stage's threads.
     """
     run_config, assets = main_job_run_config(profile, extra_run_config, assets)
+    use_threads("training")  # the run's large batches (embedding, retrieval, evaluation); see threads.py
     job = graph_definitions().resolve_job_def("main_job")
     instance = local_instance()
     fail_orphaned_runs(instance)  # a killed run must not look STARTED forever, nor hold the promotion slot

@@ -28,6 +28,7 @@ import polars as pl
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
@@ -39,13 +40,22 @@ from sid_platform.registry.tracking import Tracking, log_run
 from sid_platform.reranking.dpo import RerankerCheckpoint
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
-from sid_platform.serving import RANKERS
+from sid_platform.serving import InvalidRequest, ServedModel, parse_histories, parse_k
+from sid_platform.threads import use_threads
 
+_LOG = logging.getLogger(__name__)
 CONFIG_ARTIFACT = "config"
 MODEL_ARTIFACT_PATH = "model"
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec(Array(DataType.string), "history")]),
-    outputs=Schema([ColSpec(Array(DataType.string), "items"), ColSpec(Array(DataType.string), "sids")]),
+    outputs=Schema(
+        [
+            ColSpec(Array(DataType.string), "items"),
+            ColSpec(Array(DataType.string), "sids"),
+            ColSpec(DataType.string, "fallback", required=False),  # null, or which fallback answered the row
+            ColSpec(Array(DataType.string), "unknown_items"),  # the row's ids outside the catalog
+        ]
+    ),
     params=ParamSchema([ParamSpec("k", DataType.long, 10)]),
 )
 
@@ -108,27 +118,42 @@ def frame_fingerprint(*frames: pl.DataFrame) -> str:
 class ServableRecommender(mlflow.pyfunc.PythonModel):
     """Histories of item ids in, top-k item ids (and their Semantic IDs) out, ranked by the serving model.
 
-    Input: a frame with a ``history`` column (lists of item ids, oldest first); ``params={"k": 10}``.
-    The serving model is the one the evaluation named (``config["evaluation"]["model"]``).
+    Input: a frame with a ``history`` column (lists of item ids, oldest first); ``params={"k": 10}`` (1 to
+    ``sid_platform.serving.MAX_K``). Output per row: ``items``, ``sids``, ``fallback`` (null when the model
+    ranked the history; ``"popularity"`` for an empty or all-unknown one) and ``unknown_items`` (ids outside
+    the catalog). The serving model is the one the evaluation named (``config["evaluation"]["model"]``).
     """
 
     def load_context(self, context: Any) -> None:
+        use_threads("serving")  # one intra-op thread: a request is a small batch (see sid_platform/threads.py)
         self.config = json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text())
         self.components = {
             name: read_component(Path(path)) for name, path in context.artifacts.items() if name != CONFIG_ARTIFACT
         }
+        self.serving = self.config.get("evaluation", {}).get("model", "sasrec")
+        try:
+            self.served = ServedModel.of(self.components, self.serving)
+        except ValueError as error:  # a model this code cannot serve: refuse to load, not to answer
+            raise MlflowException(str(error)) from error
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        serving = self.config.get("evaluation", {}).get("model", "sasrec")
-        if serving not in RANKERS:
-            raise NotImplementedError(f"the bundle cannot serve {serving!r}; it serves {', '.join(RANKERS)}")
-        k = int((params or {}).get("k", 10))
-        items = RANKERS[serving](self.components, [list(h) for h in model_input["history"]], k)
-        sid_of: dict[str, str] = {}
-        if isinstance(self.components.get("usid_table"), pl.DataFrame):
-            table = self.components["usid_table"]
-            sid_of = dict(zip(table["item_id"].to_list(), table["sid"].to_list(), strict=True))
-        return pd.DataFrame({"items": items, "sids": [[sid_of.get(item) for item in row] for row in items]})
+        """Rank each history; a mistake in the request is a one-line error and never a traceback.
+
+        MLflow's scoring server answers an ``MlflowException`` with its message and error code only (HTTP 400
+        for INVALID_PARAMETER_VALUE), but any other exception with the traceback in the body: so a bad request
+        raises INVALID_PARAMETER_VALUE with the field named, and an unexpected failure is logged here, traceback
+        and all, and answered INTERNAL_ERROR (HTTP 500) in one line.
+        """
+        try:
+            k = parse_k(params)
+            histories = parse_histories(model_input)
+            return self.served.answer(histories, k)
+        except InvalidRequest as error:
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+        except Exception as error:
+            _LOG.exception("predict failed on a request of %s rows", getattr(model_input, "shape", ("?",))[0])
+            message = f"the model failed to rank this request ({type(error).__name__}); the server log has the details"
+            raise MlflowException(message, error_code=INTERNAL_ERROR) from error
 
 
 def _save_pyfunc(model_dir: Path, artifacts: dict[str, str], requirements: list[str]) -> None:

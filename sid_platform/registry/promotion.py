@@ -167,7 +167,7 @@ def rollback(client: MlflowClient, name: str, to_version: int | None = None) -> 
         to_version = earlier[-1]
     if to_version == source:
         raise ValueError(f"v{source} is already the champion")
-    if SINCE_TAG not in client.get_model_version(name, str(to_version)).tags:
+    if SINCE_TAG not in existing_version(client, name, to_version).tags:
         former = ", ".join(f"v{v}" for v in dict.fromkeys(history)) or "none"
         raise ValueError(f"v{to_version} was never champion of {name!r}; champions in the history: {former}")
     set_champion(client, name, to_version, note=f"rollback from v{source}", push=False)
@@ -176,6 +176,19 @@ def rollback(client: MlflowClient, name: str, to_version: int | None = None) -> 
     kept = history[: _last_index(history, to_version) + 1] if to_version in history else [*history, to_version]
     _write_history(client, name, kept)
     return source, to_version
+
+
+def existing_version(client: MlflowClient, name: str, version: int) -> ModelVersion:
+    """The registered version, or a ``ValueError`` naming the versions that exist (not MLflow's traceback)."""
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    shown = ", ".join(f"v{v}" for v in versions[-20:]) or "none"
+    more = f" (the latest 20 of {len(versions)})" if len(versions) > 20 else ""
+    raise ValueError(f"v{version} does not exist in {name!r}; its versions: {shown}{more}")
 
 
 def _last_index(history: list[int], version: int) -> int:

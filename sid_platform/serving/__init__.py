@@ -14,6 +14,7 @@ from sid_platform.serving.models import (
     load_sasrec,
 )
 from sid_platform.serving.rankers import (
+    CATALOG_COMPONENT,
     RANKERS,
     SERVING_MODEL,
     SERVING_REASON,
@@ -26,13 +27,28 @@ from sid_platform.serving.rankers import (
     rank_sasrec,
     router_rankings,
     router_retrieval,
+    serving_catalog,
+)
+from sid_platform.serving.requests import (
+    MAX_K,
+    POPULARITY,
+    InvalidRequest,
+    ServedModel,
+    parse_histories,
+    parse_k,
+    popularity_table,
 )
 
 __all__ = [
+    "CATALOG_COMPONENT",
+    "MAX_K",
+    "POPULARITY",
     "RANKERS",
     "SERVING_MODEL",
     "SERVING_REASON",
     "Codebooks",
+    "InvalidRequest",
+    "ServedModel",
     "Ranker",
     "StoredRouter",
     "StoredSasrec",
@@ -43,9 +59,13 @@ __all__ = [
     "load_reranker",
     "load_router",
     "load_sasrec",
+    "parse_histories",
+    "parse_k",
+    "popularity_table",
     "rank_router_hybrid_cosine",
     "rank_router_hybrid_dpo",
     "rank_sasrec",
     "router_rankings",
     "router_retrieval",
+    "serving_catalog",
 ]

@@ -111,3 +111,15 @@ RANKERS: dict[str, Ranker] = {
     "router_hybrid_cosine": rank_router_hybrid_cosine,
     "router_hybrid_dpo": rank_router_hybrid_dpo,
 }
+
+# Serving model name → the component whose item ids are its catalog (what a history's ids are checked against).
+CATALOG_COMPONENT: dict[str, str] = {
+    "sasrec": "sasrec_model",
+    "router_hybrid_cosine": "router_checkpoint",
+    "router_hybrid_dpo": "router_checkpoint",
+}
+
+
+def serving_catalog(components: Mapping[str, Any], serving: str) -> list[str]:
+    """The item ids the serving model ranks over: ids outside it are reported back as unknown."""
+    return list(components[CATALOG_COMPONENT[serving]].item_ids)

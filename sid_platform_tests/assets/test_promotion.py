@@ -25,7 +25,7 @@ from dagster import (
 
 from sid_platform.assets.promotion import failed_checks, model_promotion, resolved_run_config
 from sid_platform.automation.jobs import rollback_job
-from sid_platform.cli import main
+from sid_platform.cli import USAGE_ERROR, main
 from sid_platform.definitions import defs
 from sid_platform.profiles import run_config
 from sid_platform.registry import CHALLENGER, champion, pinned_config
@@ -140,8 +140,8 @@ def test_promotion_refusal_failed_run_and_rollback(tmp_path: Path, capsys: pytes
     assert main(["rollback", "--to", "3", "--tracking-uri", uri]) == 0
     assert "v1 -> v3" in capsys.readouterr().out
     assert int(champion(client, name).version) == 3
-    with pytest.raises(SystemExit, match="was never champion"):
-        main(["rollback", "--to", "2", "--tracking-uri", uri])
+    assert main(["rollback", "--to", "2", "--tracking-uri", uri]) == USAGE_ERROR  # one line, no traceback
+    assert "rollback refused: v2 was never champion" in capsys.readouterr().err
 
 
 @asset(name="evaluation", deps=["codebooks"])
