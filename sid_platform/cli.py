@@ -10,6 +10,7 @@ a starting point for such a file; ``rollback`` moves the registry's ``champion``
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -70,6 +71,8 @@ def _report(result: ExecuteInProcessResult, elapsed: float) -> int:
         while error is not None and error.cause is not None:  # Dagster wraps the error the step raised
             error = error.cause
         message = " ".join((error.message if error else "unknown error").split())
+        if error is not None and error.cls_name:  # "package.module.SourceError: the message": the message
+            message = re.sub(rf"^[\w.]*\b{re.escape(error.cls_name)}: ", "", message)
         print(f"step {event.step_key} failed: {message}")
     status = "finished" if result.success else "FAILED"
     print(f"\nrun {result.run_id} {status} in {elapsed:.0f}s; JSON under {data_home() / 'runs' / result.run_id}/")

@@ -15,6 +15,7 @@ from typing import Any
 
 from sid_platform.baselines.sasrec import SASRecConfig
 from sid_platform.embed.pipeline import EmbeddingSpec
+from sid_platform.policy import QuarantineLimits
 from sid_platform.reranking.dpo import RerankerConfig
 from sid_platform.retrieval.ann import AnnIndexConfig
 from sid_platform.retrieval.router import RouterConfig
@@ -23,8 +24,9 @@ from sid_platform.semantic_ids.spec import TokenizerSpec
 
 @dataclass(frozen=True)
 class Profile:
-    """One preset. Each config field is named after the asset (op) it configures; defaults are the ``default``
-    profile, which is what the Dagster configs default to."""
+    """One preset. Each config field is named after the asset (op) it configures, or (``CHECK_OPS``) stands
+    for the checks it configures; defaults are the ``default`` profile, which is what the Dagster configs
+    default to."""
 
     item_embeddings: EmbeddingSpec = field(default_factory=EmbeddingSpec)
     codebooks: TokenizerSpec = field(default_factory=TokenizerSpec)
@@ -32,7 +34,18 @@ class Profile:
     router_checkpoint: RouterConfig = field(default_factory=RouterConfig)
     faiss_index: AnnIndexConfig = field(default_factory=AnnIndexConfig)
     dpo_checkpoint: RerankerConfig = field(default_factory=RerankerConfig)
+    quarantine_limits: QuarantineLimits = field(default_factory=QuarantineLimits)
     dataset_source: str | None = None  # the dataset resource's source; None: its own default (auto)
+
+
+# Profile fields that configure asset checks rather than one asset: field -> the check ops (named by
+# Dagster ``<asset>_<check>``) that take its config.
+CHECK_OPS: dict[str, tuple[str, ...]] = {
+    "quarantine_limits": (
+        "raw_interactions_raw_interactions_expectations",
+        "item_catalog_item_catalog_expectations",
+    ),
+}
 
 
 PROFILES: dict[str, Profile] = {
@@ -93,7 +106,8 @@ def run_config(name: str) -> dict[str, Any]:
     for f in dataclasses.fields(chosen):
         value = getattr(chosen, f.name)
         if dataclasses.is_dataclass(value) and (changed := _changed(value)):
-            ops[f.name] = {"config": changed}
+            for op in CHECK_OPS.get(f.name, (f.name,)):
+                ops[op] = {"config": dict(changed)}
     config: dict[str, Any] = {"ops": ops}
     if chosen.dataset_source is not None:
         config["resources"] = {"dataset": {"config": {"source": chosen.dataset_source}}}

@@ -104,24 +104,44 @@ def test_a_missing_or_broken_file_is_one_line(tmp_path: Path, capsys, text: str 
 
 
 def test_a_selection_keeps_the_config_of_its_checks(tmp_path: Path, capsys):
-    # 3 of 10 events point at an item the catalog lacks: 30 % quarantined, above the default 5 % limit.
+    # 3 of 10 events point at an item the catalog lacks: 30 %, but 3 rows, within the default 10 rows.
     events = ["user_id,item_id,position"] + [f"u{i % 2},{'ghost' if i < 3 else 'a'},{i}" for i in range(10)]
     (tmp_path / "events.csv").write_text("\n".join(events) + "\n")
     (tmp_path / "items.csv").write_text("item_id,title\na,Alpha\nb,Beta\n")
     dataset = {"source": "generic", "data_dir": str(tmp_path), "interactions_path": "events.csv"}
     dataset["items_path"] = "items.csv"
-    strict = tmp_path / "strict.yaml"
-    strict.write_text(yaml.safe_dump({"resources": {"dataset": {"config": dataset}}}))
-    assert main(["run", "--config", str(strict), "--select", "raw_interactions"]) == 1
-    assert "check raw_interactions_expectations on raw_interactions failed" in capsys.readouterr().out
-    # The check's op is raw_interactions_raw_interactions_expectations; its limit survives the selection.
     lenient = tmp_path / "lenient.yaml"
-    check = {"raw_interactions_raw_interactions_expectations": {"config": {"max_quarantined_share": 0.5}}}
-    lenient.write_text(yaml.safe_dump({"ops": check, "resources": {"dataset": {"config": dataset}}}))
+    lenient.write_text(yaml.safe_dump({"resources": {"dataset": {"config": dataset}}}))
     assert main(["run", "--config", str(lenient), "--select", "raw_interactions"]) == 0
     out = capsys.readouterr().out
     assert "materialized: item_catalog, quarantined_rows, raw_interactions" in out  # ingest builds all three
     assert "failed" not in out
+    # The check's op is raw_interactions_raw_interactions_expectations; its limits survive the selection.
+    strict = tmp_path / "strict.yaml"
+    check = {"raw_interactions_raw_interactions_expectations": {"config": {"max_quarantined_rows": 2}}}
+    strict.write_text(yaml.safe_dump({"ops": check, "resources": {"dataset": {"config": dataset}}}))
+    assert main(["run", "--config", str(strict), "--select", "raw_interactions"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "check raw_interactions_expectations on raw_interactions failed: 3 of 10 interactions rows (30.0%) were "
+        "quarantined, more than 2 rows and more than 5%" in out
+    )
+
+
+def test_a_source_with_no_usable_row_fails_the_step_and_keeps_its_quarantine(
+    tmp_path: Path, isolated_home: Path, capsys
+):
+    (tmp_path / "events.csv").write_text("user_id,item_id,timestamp\nu1,a,soon\nu2,b,later\n")
+    dataset = {"source": "generic", "data_dir": str(tmp_path), "interactions_path": "events.csv"}
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml.safe_dump({"resources": {"dataset": {"config": dataset}}}))
+    assert main(["run", "--config", str(config), "--select", "raw_interactions"]) == 1
+    out = capsys.readouterr().out
+    assert f"step ingest failed: {tmp_path / 'events.csv'}: all 2 interactions rows were quarantined" in out
+    assert "Traceback" not in out
+    stored = pl.read_parquet(isolated_home / "assets" / "quarantined_rows.parquet")
+    assert stored.select("row", "field").rows() == [(2, "timestamp"), (3, "timestamp")]
+    assert not (isolated_home / "assets" / "raw_interactions.parquet").exists()
 
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)
@@ -131,7 +151,8 @@ def test_config_prints_every_knob_and_runs_as_printed(name: str, capsys):
     codebooks = printed["ops"]["codebooks"]["config"]
     assert codebooks["hidden_dims"] == [512, 256, 128]  # list defaults too, which Dagster's schema omits
     assert codebooks["codebook_size"] == (16 if name == "test" else None)  # None: follows the catalog
-    assert printed["ops"]["raw_interactions_raw_interactions_expectations"]["config"]["max_quarantined_share"] == 0.05
+    limits = printed["ops"]["raw_interactions_raw_interactions_expectations"]["config"]
+    assert limits == {"max_quarantined_rows": 10, "max_quarantined_fraction": 0.05}
     assert printed["resources"]["dataset"]["config"]["interaction_columns"] == {}
     for job in ("main_job", "retrain_job"):
         validate_run_config(defs.resolve_job_def(job), printed)

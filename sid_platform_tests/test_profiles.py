@@ -3,8 +3,10 @@
 import pytest
 from dagster import DagsterInvalidConfigError, validate_run_config
 
+from sid_platform.automation.run import main_job_run_config
 from sid_platform.definitions import defs
-from sid_platform.profiles import PROFILE_NAMES, Profile, profile, run_config
+from sid_platform.policy import QuarantineLimits
+from sid_platform.profiles import PROFILE_NAMES, PROFILES, Profile, profile, run_config
 from sid_platform.retrieval.router import RouterConfig
 
 
@@ -42,3 +44,16 @@ def test_a_knob_the_schema_does_not_know_is_rejected():
     # And a profile written with a field the core dataclass lacks fails where it is written.
     with pytest.raises(TypeError):
         Profile(router_checkpoint=RouterConfig(n_prefixs=4))  # type: ignore[call-arg]
+
+
+def test_quarantine_limits_in_a_profile_configure_both_ingest_checks(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(PROFILES, "strict", Profile(quarantine_limits=QuarantineLimits(max_quarantined_rows=0)))
+    limits = {"config": {"max_quarantined_rows": 0}}
+    checks = ("raw_interactions_raw_interactions_expectations", "item_catalog_item_catalog_expectations")
+    assert run_config("strict")["ops"] == dict.fromkeys(checks, limits)
+    validate_run_config(defs.resolve_job_def("main_job"), run_config("strict"))
+    # A partial run keeps them: the checks of the selected assets run with the profile's limits.
+    config, _ = main_job_run_config(
+        "strict", {"resources": {"dataset": {"config": {"source": "synthetic"}}}}, ["raw_interactions"]
+    )
+    assert {op: config["ops"][op] for op in checks} == dict.fromkeys(checks, limits)

@@ -8,23 +8,26 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetOut,
-    Config,
     MetadataValue,
     Output,
     asset_check,
     multi_asset,
 )
 
+from sid_platform.data.schema import rejected_rows
 from sid_platform.data.validation import (
+    NoUsableRowsError,
     ValidatedData,
     interaction_expectations,
     item_expectations,
+    require_usable,
     run_suite,
     validate_loaded,
 )
 from sid_platform.evaluation.report import markdown_table
-from sid_platform.policy import POLICY
+from sid_platform.policy import QuarantineLimits
 from sid_platform.resources import DatasetResource
+from sid_platform.resources.config import config_class
 
 GROUP = "ingest"
 
@@ -42,9 +45,15 @@ GROUP = "ingest"
     },
 )
 def ingest(context: AssetExecutionContext, dataset: DatasetResource):
-    """Load the configured source once, validate both tables, and quarantine what fails."""
+    """Load the configured source once, validate both tables, and quarantine what fails. A source of which
+    nothing usable remains fails the step, after storing its quarantine so every rejected row can be read."""
     data = validate_loaded(dataset.load())
     interactions, items, quarantine = data.interactions, data.items, data.quarantine
+    try:
+        require_usable(data)
+    except NoUsableRowsError:
+        yield Output(quarantine, output_name="quarantined_rows", metadata=quarantine_metadata(data))
+        raise
     context.log.info(
         f"{data.source}: {interactions.height} interactions, {items.height} items, {quarantine.height} quarantined"
     )
@@ -81,17 +90,22 @@ def quarantine_metadata(data: ValidatedData) -> dict:
     return {"rows": data.quarantine.height, "by_reason": MetadataValue.md(table)}
 
 
-class QuarantineCheckConfig(Config):
-    max_quarantined_share: float = POLICY.max_quarantined_share
+class QuarantineCheckConfig(config_class("QuarantineLimitFields", QuarantineLimits)):  # type: ignore[misc]
+    """The limits of both ingest checks; the same fields as a profile's ``quarantine_limits``."""
+
+
+_LIMITS = QuarantineLimits()
 
 
 def _check(
-    table: str, frame: pl.DataFrame, quarantine: pl.DataFrame, expectations: list, max_share: float
+    table: str, frame: pl.DataFrame, quarantine: pl.DataFrame, expectations: list, limits: QuarantineLimits
 ) -> AssetCheckResult:
     report = run_suite(frame, table, expectations)
-    rejected = quarantine.filter(pl.col("table") == table).select("source", "row").unique().height
-    share = rejected / max(rejected + frame.height, 1)
-    passed = report.success and share <= max_share
+    rejected = rejected_rows(quarantine, table)
+    total = rejected + frame.height
+    share = rejected / max(total, 1)
+    too_many = limits.exceeded(rejected, total)
+    passed = report.success and not too_many
     return AssetCheckResult(
         passed=passed,
         severity=AssetCheckSeverity.ERROR,
@@ -100,10 +114,12 @@ def _check(
         else (
             f"{len(report.failures())} expectation(s) failed on the stored table"
             if not report.success
-            else f"{share:.1%} of {table} rows were quarantined (limit {max_share:.0%})"
+            else f"{rejected:,} of {total:,} {table} rows ({share:.1%}) were quarantined, {limits.describe()} "
+            "(max_quarantined_rows, max_quarantined_fraction); see quarantined_rows"
         ),
         metadata={
             "expectations": MetadataValue.md(report.markdown()),
+            "quarantined_rows": rejected,
             "quarantined_share": share,
         },
     )
@@ -113,8 +129,8 @@ def _check(
     asset="raw_interactions",
     additional_ins={"item_catalog": AssetIn(), "quarantined_rows": AssetIn()},
     blocking=True,
-    description="Great Expectations suite on the stored interactions, and a limit on the quarantined share "
-    f"({POLICY.max_quarantined_share:.0%} by default).",
+    description="Great Expectations suite on the stored interactions, and a limit on the quarantined rows "
+    f"(fails on {_LIMITS.describe()} by default).",
 )
 def raw_interactions_expectations(
     context: AssetCheckExecutionContext,
@@ -124,15 +140,15 @@ def raw_interactions_expectations(
     quarantined_rows: pl.DataFrame,
 ) -> AssetCheckResult:
     expectations = interaction_expectations(item_catalog["item_id"].to_list())
-    return _check("interactions", raw_interactions, quarantined_rows, expectations, config.max_quarantined_share)
+    return _check("interactions", raw_interactions, quarantined_rows, expectations, config.core())
 
 
 @asset_check(
     asset="item_catalog",
     additional_ins={"quarantined_rows": AssetIn()},
     blocking=True,
-    description="Great Expectations suite on the stored catalog, and a limit on the quarantined share "
-    f"({POLICY.max_quarantined_share:.0%} by default).",
+    description="Great Expectations suite on the stored catalog, and a limit on the quarantined rows "
+    f"(fails on {_LIMITS.describe()} by default).",
 )
 def item_catalog_expectations(
     context: AssetCheckExecutionContext,
@@ -140,4 +156,4 @@ def item_catalog_expectations(
     item_catalog: pl.DataFrame,
     quarantined_rows: pl.DataFrame,
 ) -> AssetCheckResult:
-    return _check("items", item_catalog, quarantined_rows, item_expectations(), config.max_quarantined_share)
+    return _check("items", item_catalog, quarantined_rows, item_expectations(), config.core())

@@ -21,6 +21,9 @@ INTERACTION_SCHEMA: dict[str, pl.DataType] = {
     "weight": pl.Float64(),
 }
 INTERACTION_REQUIRED = ("user_id", "item_id")
+# What orders a user's events: a value given here that does not parse quarantines the row (it could not be
+# placed in the sequence); a value left empty stays null.
+INTERACTION_ORDERING = ("timestamp", "position")
 
 ITEM_SCHEMA: dict[str, pl.DataType] = {
     "item_id": pl.Utf8(),
@@ -40,6 +43,9 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "field": pl.Utf8(),
     "reason": pl.Utf8(),
     "raw": pl.Utf8(),
+    # True for a note on a kept row (an optional field that did not parse was set to null); False when the
+    # row itself is in quarantine. Ingested rows + distinct quarantined rows = the rows of the source.
+    "row_kept": pl.Boolean(),
 }
 
 
@@ -49,21 +55,42 @@ class SchemaError(ValueError):
 
 @dataclass(frozen=True)
 class LoadedData:
-    """What every loader returns: conformed tables plus the rows it could not use, with reasons."""
+    """What every loader returns: conformed tables plus the rows it could not use, with reasons, and the file
+    each table came from (so a row rejected later, by an expectation, still names its own file)."""
 
     interactions: pl.DataFrame
     items: pl.DataFrame
     quarantine: pl.DataFrame
     source: str
+    interactions_file: str = ""  # empty: ``source``
+    items_file: str = ""
 
 
 def empty_quarantine() -> pl.DataFrame:
     return pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
 
-def quarantine_row(table: str, path: Path | str, row: int, field: str, reason: str, raw: str) -> dict:
+def quarantine_row(
+    table: str, path: Path | str, row: int, field: str, reason: str, raw: str, row_kept: bool = False
+) -> dict:
     """One quarantine entry: which table, file, row and field, why, and the raw text (truncated)."""
-    return {"table": table, "source": str(path), "row": row, "field": field, "reason": reason, "raw": raw[:500]}
+    return {
+        "table": table,
+        "source": str(path),
+        "row": row,
+        "field": field,
+        "reason": reason,
+        "raw": raw[:500],
+        "row_kept": row_kept,
+    }
+
+
+def rejected_rows(quarantine: pl.DataFrame, table: str) -> int:
+    """Distinct source rows of ``table`` in quarantine (notes on kept rows aside)."""
+    rows = quarantine.filter(pl.col("table") == table)
+    if "row_kept" in rows.columns:  # tables stored before the column existed hold rejections only
+        rows = rows.filter(~pl.col("row_kept").fill_null(False))
+    return rows.select("source", "row").unique().height
 
 
 def clean_text(value: object) -> str | None:
@@ -86,6 +113,7 @@ def conform(
     *,
     table: str,
     source: str,
+    must_parse: tuple[str, ...] = (),
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cast to the schema, add missing optional columns as nulls, keep the schema's column order.
 
@@ -95,8 +123,9 @@ def conform(
 
     - A missing required column is schema drift: it raises ``SchemaError`` naming the source and the
       columns that were found, rather than producing a frame of nulls.
-    - A row whose required field is null or does not cast is moved to quarantine.
-    - An optional field that does not cast is set to null and noted in quarantine; the row is kept.
+    - A row whose required field is null, blank or does not cast is moved to quarantine, and so is a row
+      whose ``must_parse`` field holds a value that does not cast (null there is allowed).
+    - Any other field that does not cast is set to null and noted in quarantine; the row is kept.
     """
     missing = [c for c in required if c not in df.columns]
     if missing:
@@ -109,6 +138,7 @@ def conform(
         df = df.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
     issues: list[pl.DataFrame] = []
     casts = []
+    unreadable = pl.Series([False] * df.height, dtype=pl.Boolean)
     for name, dtype in schema.items():
         if name not in df.columns:
             casts.append(pl.lit(None, dtype=dtype).alias(name))
@@ -120,8 +150,10 @@ def conform(
         cast = _cast(original, dtype)
         failed = original.is_not_null() & cast.is_null()
         if failed.any():
+            rejects = name in required or name in must_parse
+            if rejects:
+                unreadable = unreadable | failed
             bad = df.filter(failed)
-            action = "row quarantined" if name in required else "field set to null"
             issues.append(
                 pl.DataFrame(
                     {
@@ -129,53 +161,120 @@ def conform(
                         "source": source,
                         "row": bad["_row"],
                         "field": name,
-                        "reason": f"cannot read as {dtype}; {action}",
-                        "raw": bad[name].cast(pl.Utf8, strict=False),
+                        "reason": f"not {_kind(dtype)}; " + ("row quarantined" if rejects else "field set to null"),
+                        "raw": _raw_text(bad[name]),
+                        "row_kept": not rejects,
                     },
                     schema=QUARANTINE_SCHEMA,
                 )
             )
         casts.append(cast.alias(name))
     out = df.select([pl.col("_row"), *casts])
-    bad_required = pl.any_horizontal([pl.col(c).is_null() for c in required])
-    # Rows whose required field was already null in the source; cast failures were noted above.
-    rejected = out.filter(pl.any_horizontal([df[c].is_null() for c in required]))
-    if rejected.height:
-        null_field = pl.coalesce([pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in required])
+    empty = df.select(_empty(c, df.schema[c]).alias(c) for c in required)
+    absent = empty.select(pl.any_horizontal(pl.all())).to_series()
+    if absent.any():
+        # Rows whose required field was already null or blank in the source; cast failures were noted above.
+        first_empty = empty.select(pl.coalesce([pl.when(pl.col(c)).then(pl.lit(c)) for c in required])).to_series()
         issues.append(
-            rejected.select(
-                pl.lit(table).alias("table"),
-                pl.lit(source).alias("source"),
-                pl.col("_row").alias("row"),
-                null_field.alias("field"),
-                pl.lit("required field is null; row quarantined").alias("reason"),
-                pl.lit(None, dtype=pl.Utf8).alias("raw"),
+            pl.DataFrame(
+                {
+                    "table": table,
+                    "source": source,
+                    "row": df["_row"].filter(absent),
+                    "field": first_empty.filter(absent),
+                    "reason": "required field is empty; row quarantined",
+                    "raw": None,
+                    "row_kept": False,
+                },
+                schema=QUARANTINE_SCHEMA,
             )
         )
-    good = out.filter(~bad_required)
+    good = out.filter(~(absent | unreadable))
     quarantine = pl.concat(issues, how="vertical") if issues else empty_quarantine()
     return good, quarantine
+
+
+def _kind(dtype: pl.DataType) -> str:
+    """What a field's values must look like, in words, for the quarantine reason."""
+    if isinstance(dtype, pl.Datetime):
+        return "a timestamp (epoch seconds or ISO 8601)"
+    if isinstance(dtype, pl.List):
+        return "a list"
+    if dtype.is_integer():
+        return "a whole number"
+    return "a number" if dtype.is_numeric() else f"readable as {dtype}"
+
+
+def _empty(column: str, dtype: pl.DataType) -> pl.Expr:
+    """Null, or text that is only whitespace: either way no id."""
+    if dtype == pl.Utf8:
+        return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
+    return pl.col(column).is_null()
+
+
+def _raw_text(series: pl.Series) -> pl.Series:
+    """The source value as text for the quarantine table (lists joined)."""
+    if isinstance(series.dtype, pl.List):
+        return series.cast(pl.List(pl.Utf8), strict=False).list.join(", ")
+    return series.cast(pl.Utf8, strict=False)
+
+
+# Text timestamps: ISO 8601 with an offset (converted to UTC), then without one (taken as UTC), then dates.
+_ZONED_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")
+_NAIVE_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
+)
 
 
 def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
     """Lenient cast (failures become null and are reported by the caller).
 
-    Timestamps: numbers are epoch seconds, strings are ISO 8601 or epoch seconds written as text (CSV
-    files are read as text, and MovieLens-style logs carry epoch seconds); all end up as UTC datetimes.
+    Every value is typed on its own, so a column may mix forms. Timestamps: numbers are epoch seconds,
+    strings are epoch seconds written as text (a CSV is read as text; MovieLens-style logs carry epoch
+    seconds) or ISO 8601 in any of ``_ZONED_FORMATS``/``_NAIVE_FORMATS``; all end up as UTC datetimes.
+    Numbers written as text may be padded; a position may be written as ``3.0``.
     """
+    if isinstance(series.dtype, pl.List) and not isinstance(dtype, pl.List):
+        return pl.Series(series.name, [None] * len(series), dtype=dtype)  # a list where one value belongs
     if isinstance(dtype, pl.Datetime):
         if series.dtype.is_numeric():
             return _epoch_seconds(series.cast(pl.Float64))
         if series.dtype == pl.Utf8:
-            seconds = series.str.strip_chars().cast(pl.Float64, strict=False)
-            dates = pl.select(pl.when(seconds.is_null()).then(series)).to_series()  # numbers would spoil inference
-            parsed = dates.str.to_datetime(strict=False, time_unit="us")
-            if parsed.dtype.time_zone is None:  # type: ignore[union-attr]
-                parsed = parsed.dt.replace_time_zone("UTC")
-            else:
-                parsed = parsed.dt.convert_time_zone("UTC")
-            return _epoch_seconds(seconds).zip_with(seconds.is_not_null(), parsed)
+            text = series.str.strip_chars()
+            seconds = text.cast(pl.Float64, strict=False)
+            return _epoch_seconds(seconds).zip_with(seconds.is_not_null(), _datetimes(text))
+        if isinstance(series.dtype, pl.Datetime | pl.Date):
+            moments = series.cast(pl.Datetime("us"), strict=False) if series.dtype == pl.Date else series
+            moments = moments.dt.cast_time_unit("us")
+            zone = moments.dtype.time_zone  # type: ignore[union-attr]
+            return moments.dt.replace_time_zone("UTC") if zone is None else moments.dt.convert_time_zone("UTC")
+    if series.dtype == pl.Utf8 and dtype.is_numeric():
+        text = series.str.strip_chars()
+        if dtype.is_integer():
+            whole = text.cast(pl.Float64, strict=False)
+            whole = pl.select(pl.when(whole == whole.floor()).then(whole)).to_series()
+            return text.cast(dtype, strict=False).fill_null(whole.cast(dtype, strict=False))
+        return text.cast(dtype, strict=False)
     return series.cast(dtype, strict=False)
+
+
+def _datetimes(text: pl.Series) -> pl.Series:
+    """ISO 8601 text as UTC datetimes, each value in the first format that reads it (null where none does)."""
+    text = text.str.replace(r"[zZ]$", "+00:00")
+    result = pl.Series(text.name, [None] * len(text), dtype=pl.Datetime("us", "UTC"))
+    for fmt in _ZONED_FORMATS:
+        parsed = text.str.to_datetime(fmt, strict=False, time_unit="us")
+        result = result.fill_null(parsed.dt.convert_time_zone("UTC"))
+    for fmt in _NAIVE_FORMATS:
+        parsed = text.str.to_datetime(fmt, strict=False, time_unit="us")
+        result = result.fill_null(parsed.dt.replace_time_zone("UTC"))
+    return result
 
 
 def _epoch_seconds(seconds: pl.Series) -> pl.Series:

@@ -15,7 +15,7 @@ from functools import cache
 
 import polars as pl
 
-from sid_platform.data.schema import QUARANTINE_SCHEMA, LoadedData, empty_quarantine
+from sid_platform.data.schema import QUARANTINE_SCHEMA, LoadedData, empty_quarantine, rejected_rows
 from sid_platform.settings import library_defaults
 from sid_platform.tables import markdown_table
 
@@ -26,6 +26,23 @@ CATEGORY_SEP = "\x1f"  # ASCII unit separator: cannot be confused with text insi
 # A well-formed path: one or more segments, each non-blank, not padded, and free of '>' (the path
 # separator of text sources, which would make the path ambiguous when written out).
 CATEGORY_PATH_REGEX = r"^[^\x1f>\s](?:[^\x1f>]*[^\x1f>\s])?(?:\x1f[^\x1f>\s](?:[^\x1f>]*[^\x1f>\s])?)*$"
+# Plausible numbers: a price or a weight (a rating, a count) beyond these is a unit or export bug. NaN and
+# infinities fail too (``_validation_frame`` shows them as infinite, since pandas would read NaN as missing).
+MAX_PRICE = 1e6
+MAX_WEIGHT = 1e6
+# What an expectation's failure means for the row, in words: (expectation, column) -> reason.
+_MEANINGS = {
+    ("expect_column_values_to_not_be_null", "user_id"): "no user id",
+    ("expect_column_values_to_not_be_null", "item_id"): "no item id",
+    ("expect_column_values_to_be_in_set", "item_id"): "item not in the catalog",
+    ("expect_column_values_to_be_between", "timestamp"): "before 1995 or in the future (milliseconds for seconds?)",
+    ("expect_column_values_to_be_between", "position"): "negative position",
+    ("expect_column_values_to_be_between", "weight"): f"weight not a finite number in 0..{MAX_WEIGHT:g}",
+    ("expect_column_values_to_be_between", "price"): f"price not a finite number in 0..{MAX_PRICE:g}",
+    ("expect_column_values_to_match_regex", "categories"): "a category is blank, padded or contains '>'",
+}
+# Columns of the validation view named as in the normalized schema, for quarantine entries.
+_SCHEMA_NAME = {"timestamp_s": "timestamp", "category_path": "categories"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,7 @@ def interaction_expectations(catalog_ids: list[str], now: datetime | None = None
             column="timestamp_s", min_value=EARLIEST.timestamp(), max_value=latest.timestamp()
         ),
         e.ExpectColumnValuesToBeBetween(column="position", min_value=0),
-        e.ExpectColumnValuesToBeBetween(column="weight", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="weight", min_value=0, max_value=MAX_WEIGHT),
         e.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "item_id", "timestamp_s", "position"]),
     ]
 
@@ -92,22 +109,27 @@ def item_expectations() -> list:
         e.ExpectColumnValuesToNotBeNull(column="item_id"),
         e.ExpectColumnValuesToBeUnique(column="item_id"),
         e.ExpectColumnValuesToMatchRegex(column="category_path", regex=CATEGORY_PATH_REGEX),
-        e.ExpectColumnValuesToBeBetween(column="price", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="price", min_value=0, max_value=MAX_PRICE),
     ]
 
 
 def _validation_frame(df: pl.DataFrame, table: str):
-    """Pandas view GX validates: timestamps as epoch seconds, category lists as one path string."""
+    """Pandas view GX validates: timestamps as epoch seconds, category lists as one path string, NaN as
+    infinity (pandas takes NaN for a missing value, which the range expectations skip)."""
     if table == "interactions":
         view = df.select(
             "user_id",
             "item_id",
             "position",
-            "weight",
+            pl.col("weight").fill_nan(float("inf")),
             (pl.col("timestamp").dt.epoch("us") / 1e6).alias("timestamp_s"),
         )
     else:
-        view = df.select("item_id", "price", pl.col("categories").list.join(CATEGORY_SEP).alias("category_path"))
+        view = df.select(
+            "item_id",
+            pl.col("price").fill_nan(float("inf")),
+            pl.col("categories").list.join(CATEGORY_SEP).alias("category_path"),
+        )
     return view.to_pandas()
 
 
@@ -169,6 +191,7 @@ def quarantine_invalid(
             "field": ",".join(keys),
             "reason": "duplicate of an earlier row; first kept",
             "raw": _row_text(df, i),
+            "row_kept": False,
         }
         for i in sorted(repeats)
     ]
@@ -177,6 +200,8 @@ def quarantine_invalid(
         # Uniqueness expectations flag every copy; the first copy is legitimate and stays.
         if "unique" in outcome.name:
             continue
+        column = _SCHEMA_NAME.get(outcome.column, outcome.column)
+        meaning = _MEANINGS.get((outcome.name, column))
         for i in outcome.unexpected_rows:
             dropped.add(i)
             entries.append(
@@ -184,9 +209,10 @@ def quarantine_invalid(
                     "table": table,
                     "source": source,
                     "row": source_row[i],
-                    "field": outcome.column,
-                    "reason": f"failed {outcome.name}",
+                    "field": column,
+                    "reason": f"failed {outcome.name}" + (f": {meaning}" if meaning else ""),
                     "raw": _row_text(df, i),
+                    "row_kept": False,
                 }
             )
     keep = indexed.filter(~pl.col("_i").is_in(sorted(dropped))).drop("_i", "_row")
@@ -208,17 +234,67 @@ class ValidatedData:
     quarantine: pl.DataFrame  # the loader's rejects, then the catalog's, then the interactions'
     interactions_report: SuiteReport  # the suites as they judged the input, before quarantine
     items_report: SuiteReport
+    interactions_file: str = ""  # the file each table came from, for messages
+    items_file: str = ""
 
     def quarantined(self, table: str) -> int:
-        """Rows of ``table`` rejected by the loader or by its suite."""
-        return self.quarantine.filter(pl.col("table") == table).height
+        """Distinct rows of ``table`` rejected by the loader or by its suite (notes on kept rows aside)."""
+        return rejected_rows(self.quarantine, table)
 
 
 def validate_loaded(loaded: LoadedData) -> ValidatedData:
-    """Run the catalog's suite, then the interactions' against the clean catalog; quarantine what fails."""
-    items, q_items, items_report = quarantine_invalid(loaded.items, "items", loaded.source, item_expectations())
+    """Run the catalog's suite, then the interactions' against the clean catalog; quarantine what fails,
+    each rejected row named by the file its table came from."""
+    items, q_items, items_report = quarantine_invalid(
+        loaded.items, "items", loaded.items_file or loaded.source, item_expectations()
+    )
     interactions, q_inter, inter_report = quarantine_invalid(
-        loaded.interactions, "interactions", loaded.source, interaction_expectations(items["item_id"].to_list())
+        loaded.interactions,
+        "interactions",
+        loaded.interactions_file or loaded.source,
+        interaction_expectations(items["item_id"].to_list()),
     )
     quarantine = pl.concat([loaded.quarantine, q_items, q_inter])
-    return ValidatedData(loaded.source, interactions, items, quarantine, inter_report, items_report)
+    return ValidatedData(
+        loaded.source,
+        interactions,
+        items,
+        quarantine,
+        inter_report,
+        items_report,
+        interactions_file=loaded.interactions_file or loaded.source,
+        items_file=loaded.items_file or loaded.source,
+    )
+
+
+class NoUsableRowsError(ValueError):
+    """Nothing of a table survived: an error rather than an empty success, since a model trained on nothing
+    would be registered like any other."""
+
+
+def require_usable(data: ValidatedData) -> None:
+    """Raise ``NoUsableRowsError`` when the catalog or the interactions came out empty, naming the file and
+    its most common reasons. The catalog comes first: when it is empty every interaction fails with it, so
+    the catalog's file is the one named."""
+    tables = [("interactions", data.interactions, data.interactions_file)]
+    if data.items_file != data.interactions_file:  # else the catalog is the interacted ids, empty with them
+        tables.insert(0, ("items", data.items, data.items_file))
+    for table, frame, file in tables:
+        if frame.height:
+            continue
+        rejected = data.quarantine.filter((pl.col("table") == table) & ~pl.col("row_kept").fill_null(False))
+        if rejected.height == 0:
+            raise NoUsableRowsError(f"{file}: no {table} rows; add rows or point at the right file")
+        common = (
+            rejected.group_by("field", "reason")
+            .agg(pl.len().alias("n"), pl.col("row").min().alias("line"))
+            .sort(["n", "line"], descending=[True, False])
+            .head(3)
+        )
+        reasons = "; ".join(
+            f"{n} x {field}: {reason} (first at line {line})" for field, reason, n, line in common.iter_rows()
+        )
+        raise NoUsableRowsError(
+            f"{file}: all {rejected_rows(data.quarantine, table)} {table} rows were quarantined ({reasons}); "
+            "fix them and run again (every rejected row is in quarantined_rows)"
+        )

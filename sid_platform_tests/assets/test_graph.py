@@ -171,7 +171,8 @@ def test_a_selection_reruns_only_the_selected_assets_on_stored_inputs(in_main_ru
 
 
 def test_a_failed_blocking_check_stops_everything_downstream(tmp_path: Path):
-    # 3 of 10 events point at an item that is not in the catalog: 30 % quarantined, above the 5 % limit.
+    # 3 of 10 events point at an item that is not in the catalog: 30 % quarantined, above the 5 % limit,
+    # and 3 rows, above the row limit this run sets (the default, 10 rows, lets a small source through).
     events = ["user_id,item_id,position"] + [f"u{i % 2},{'ghost' if i < 3 else 'a'},{i}" for i in range(10)]
     (tmp_path / "events.csv").write_text("\n".join(events) + "\n")
     (tmp_path / "items.csv").write_text("item_id,title\na,Alpha\nb,Beta\n")
@@ -181,7 +182,8 @@ def test_a_failed_blocking_check_stops_everything_downstream(tmp_path: Path):
         "interactions_path": "events.csv",
         "items_path": "items.csv",
     }
-    result = run_main_job("test", {"resources": {"dataset": {"config": dataset}}}, raise_on_error=False)
+    checks = {"raw_interactions_raw_interactions_expectations": {"config": {"max_quarantined_rows": 2}}}
+    result = run_main_job("test", {"ops": checks, "resources": {"dataset": {"config": dataset}}}, raise_on_error=False)
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [e.check_name for e in failed] == ["raw_interactions_expectations"]

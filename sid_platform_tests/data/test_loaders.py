@@ -155,7 +155,7 @@ def test_generic_csv_with_column_mapping_and_bad_rows(tmp_path: Path):
         interaction_columns={"user_id": "uid", "item_id": "sku", "timestamp": "ts", "event_type": "kind"},
         item_columns={"item_id": "sku", "title": "name", "categories": "cats", "price": "cost"},
     )
-    assert data.interactions.height == 3  # the row with no item id is quarantined, the bad timestamp nulled
+    assert data.interactions.height == 2  # the rows with no item id and with an unreadable timestamp are quarantined
     assert data.items.filter(pl.col("item_id") == "a")["categories"].to_list() == [["Home", "Kitchen"]]
     q = data.quarantine
     found = set(zip(q["table"], q["row"], q["field"], strict=True))
