@@ -13,7 +13,6 @@ asset. Used to compare configurations before changing the defaults. Writes
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import sys
 
@@ -21,6 +20,7 @@ import polars as pl
 import torch
 
 from benchmarks.results_file import write_result
+from sid_platform.artifacts import read_artifact
 from sid_platform.data.split import ItemVocab, UserSequences
 from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
@@ -30,18 +30,17 @@ from sid_platform.retrieval.router import RouterConfig
 from sid_platform.retrieval.training import train_router
 from sid_platform.retrieval.trie import SidTrie, aligned_sids
 from sid_platform.settings import data_home
+from sid_platform.storage import LocalBlobStore
 
 
 def main() -> None:
     overrides = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
-    assets = data_home() / "assets"
-    splits = pl.read_parquet(assets / "data_splits.parquet")
-    catalog = pl.read_parquet(assets / "item_catalog.parquet")
-    usid = pl.read_parquet(assets / "usid_table.parquet")
-    with open(assets / "item_embeddings.pkl", "rb") as handle:
-        embeddings = pickle.load(handle)
-    with open(assets / "codebooks.pkl", "rb") as handle:
-        codebooks = pickle.load(handle)
+    assets = LocalBlobStore(data_home() / "assets")  # read as the IO manager stored them; nothing is unpickled
+    splits: pl.DataFrame = read_artifact(assets, "data_splits")
+    catalog: pl.DataFrame = read_artifact(assets, "item_catalog")
+    usid: pl.DataFrame = read_artifact(assets, "usid_table")
+    embeddings = read_artifact(assets, "item_embeddings")
+    codebooks = read_artifact(assets, "codebooks")
     vocab = ItemVocab.from_catalog(catalog)
     seqs = UserSequences.from_splits(splits, vocab)
     sids = aligned_sids(usid, vocab.item_ids)

@@ -16,7 +16,7 @@ import copy
 import io
 import json
 import numbers
-import pickle
+import pickle  # only its UnpicklingError: what torch.load(weights_only=True) raises on anything but tensors
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field

@@ -1,5 +1,5 @@
 """Layers that cannot rot: the import-linter contracts hold, nothing imports in a cycle, every package is placed
-in a layer, and only ``settings.py`` reads the environment."""
+in a layer, only ``settings.py`` reads the environment, and nothing unpickles."""
 
 import ast
 import os
@@ -51,6 +51,19 @@ def test_only_settings_reads_the_environment():
             elif isinstance(node, ast.ImportFrom) and node.module == "os":
                 readers += [f"{path.relative_to(REPO)}:{node.lineno}" for a in node.names if "env" in a.name]
     assert readers == [], "read the environment through sid_platform/settings.py (or dagster.EnvVar)"
+
+
+def test_nothing_stored_is_unpickled():
+    """No code path deserializes with pickle: stored values go through sid_platform/artifacts.py's codecs."""
+    forbidden = ("pickle.load", "pickle.loads", "weights_only=False", "allow_pickle=True", "joblib.load")
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for folder in (ROOT, REPO / "benchmarks")
+        for path in sorted(folder.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if any(word in line for word in forbidden)
+    ]
+    assert found == [], "stored values are read through sid_platform/artifacts.py, never unpickled"
 
 
 def _is_module(path: Path) -> bool:

@@ -1,9 +1,11 @@
 """MLflow tracking, the servable bundle, the promotion gate and rollback; plain Python, no Dagster."""
 
 from sid_platform.registry.bundle import (
+    BundleIntegrityError,
     ServableRecommender,
     download_version,
     frame_fingerprint,
+    load_bundle,
     log_bundle,
     pinned_config,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PREVIOUS",
+    "BundleIntegrityError",
     "Candidate",
     "Decision",
     "GatePolicy",
@@ -45,6 +48,7 @@ __all__ = [
     "existing_version",
     "frame_fingerprint",
     "gate",
+    "load_bundle",
     "log_bundle",
     "log_run",
     "metric_key",

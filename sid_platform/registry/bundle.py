@@ -1,11 +1,21 @@
 """The servable recommender as ONE MLflow model: every component as a file, plus the config that made them.
 
-A bundle is a mapping ``name → component``; each component becomes one file (a polars frame → Parquet,
-a model checkpoint → its own safetensors file, bytes → ``.bin``, a path → copied as is, anything else → pickle) and one MLflow pyfunc artifact. Beside
-them lies ``config.json``: the full Dagster run config, the data fingerprint, the evaluation figures and
-each file's SHA-256, so a registered version says exactly what produced it (and ``pinned_config`` reads
-it back for a rollback or a rerun). Adding a component (a FAISS index, a router checkpoint) is one more
-entry in the mapping.
+A bundle is a mapping ``name → component``; each component becomes one file in the formats of
+``sid_platform/artifacts.py`` (a polars frame → Parquet, a model checkpoint → its own safetensors file, the ANN
+index and other records → npz with a typed header, JSON values → JSON; bytes → ``.bin``, a path → copied as
+is), never a pickle, and one MLflow pyfunc artifact. Beside them lies ``config.json``: the full Dagster run
+config, the data fingerprint, the evaluation figures and each file's SHA-256, so a registered version says
+exactly what produced it (and ``pinned_config`` reads it back for a rollback or a rerun). Loading checks every
+component's SHA-256 against ``config.json`` before reading it, so a file altered after registration is refused.
+Adding a component is one more entry in the mapping.
+
+MLflow's pyfunc flavor itself stores the model object with cloudpickle (``python_model.pkl``) and unpickles it
+in ``mlflow.pyfunc.load_model``; that is unavoidable for a pyfunc ``PythonModel`` (the alternative,
+models-from-code, executes a stored Python file instead). Here that pickle holds only classes referenced by
+name (``ServableRecommender`` of this package; MLflow's ``_TypeHints`` and ``pandas.DataFrame`` for
+``predict``'s type hints) and no data: every component is read by ``load_context`` through the codecs above.
+``load_bundle`` builds the recommender from a downloaded model folder without MLflow's loader, so nothing
+stored is unpickled at all.
 """
 
 from __future__ import annotations
@@ -13,13 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
 import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import mlflow.pyfunc
@@ -32,20 +42,17 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
-from sid_platform.baselines.sasrec import SASRecCheckpoint
-from sid_platform.checkpoint import SUFFIX as CHECKPOINT_SUFFIX
-from sid_platform.checkpoint import checkpoint_kind
+from sid_platform.artifacts import SUFFIXES, decode, encode
 from sid_platform.data.files import sha256_of
 from sid_platform.registry.tracking import Tracking, log_run
-from sid_platform.reranking.dpo import RerankerCheckpoint
-from sid_platform.retrieval.router import RouterCheckpoint
-from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
 from sid_platform.serving import InvalidRequest, ServedModel, parse_histories, parse_k
 from sid_platform.threads import use_threads
 
 _LOG = logging.getLogger(__name__)
 CONFIG_ARTIFACT = "config"
+CONFIG_FILE = "config.json"
 MODEL_ARTIFACT_PATH = "model"
+ARTIFACTS_FOLDER = "artifacts"  # where MLflow puts a pyfunc model's artifacts inside its folder
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec(Array(DataType.string), "history")]),
     outputs=Schema(
@@ -60,10 +67,8 @@ SIGNATURE = ModelSignature(
 )
 
 
-# Checkpoint kind → its class: a checkpoint component is stored with its own save() and read back with load().
-CHECKPOINTS: dict[str, type[CodebooksCheckpoint | SASRecCheckpoint | RouterCheckpoint | RerankerCheckpoint]] = {
-    cls.KIND: cls for cls in (CodebooksCheckpoint, SASRecCheckpoint, RouterCheckpoint, RerankerCheckpoint)
-}
+class BundleIntegrityError(ValueError):
+    """A bundle component that does not match the SHA-256 its ``config.json`` pins (or that it does not pin)."""
 
 
 def _package_version(name: str) -> str | None:
@@ -74,36 +79,52 @@ def _package_version(name: str) -> str | None:
 
 
 def write_component(name: str, value: Any, directory: Path) -> Path:
-    """One component → one file in ``directory``; the suffix says how ``read_component`` reads it back."""
-    if isinstance(value, pl.DataFrame):
-        path = directory / f"{name}.parquet"
-        value.write_parquet(path)
-    elif isinstance(value, tuple(CHECKPOINTS.values())):
-        path = value.save(directory / f"{name}{CHECKPOINT_SUFFIX}")
-    elif isinstance(value, bytes):
+    """One component → one file in ``directory``; the suffix says how ``read_components`` reads it back.
+
+    ``TypeError`` for a value with no stored format (nothing is pickled).
+    """
+    if isinstance(value, bytes):
         path = directory / f"{name}.bin"
         path.write_bytes(value)
     elif isinstance(value, Path):
         path = directory / f"{name}{''.join(value.suffixes)}"
         shutil.copyfile(value, path)
     else:
-        path = directory / f"{name}.pkl"
-        with open(path, "wb") as handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            suffix, data = encode(value)
+        except TypeError as error:
+            raise TypeError(f"bundle component {name!r} cannot be stored: {error}") from error
+        path = directory / f"{name}{suffix}"
+        path.write_bytes(data)
     return path
 
 
-def read_component(path: Path) -> Any:
-    if path.suffix == ".parquet":
-        return pl.read_parquet(path)
-    if path.suffix == CHECKPOINT_SUFFIX and checkpoint_kind(path) in CHECKPOINTS:
-        return CHECKPOINTS[checkpoint_kind(path)].load(path)
-    if path.suffix == ".pkl":
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
-    if path.suffix == ".json":
-        return json.loads(path.read_text())
-    return path  # formats the bundle does not know stay files; their consumer opens them
+def read_components(config: Mapping[str, Any], artifacts: Mapping[str, str]) -> dict[str, Any]:
+    """Component name → value, each file's SHA-256 checked against the one ``config.json`` pins BEFORE it is read.
+
+    The hash is taken of the very bytes that are then decoded, so a file altered or swapped after registration
+    is never parsed; a file the config does not pin, or a pinned one that is missing, is refused the same way.
+    """
+    pinned: Mapping[str, Any] = config.get("components", {})
+    files = {name: Path(location) for name, location in artifacts.items() if name != CONFIG_ARTIFACT}
+    missing = sorted(set(pinned) - set(files))
+    if missing:
+        raise BundleIntegrityError(f"components {', '.join(missing)} are pinned in {CONFIG_FILE} but not in the bundle")
+    components = {}
+    for name, path in files.items():
+        entry = pinned.get(name)
+        if not isinstance(entry, Mapping) or entry.get("file") != path.name:
+            raise BundleIntegrityError(f"{path.name}: not pinned in {CONFIG_FILE} as component {name!r}; refusing it")
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry.get("sha256"):
+            raise BundleIntegrityError(
+                f"{path.name}: its SHA-256 {digest[:16]}… is not the {str(entry.get('sha256'))[:16]}… {CONFIG_FILE} "
+                "pinned at registration (altered or corrupted since); refusing to load it"
+            )
+        # Formats the bundle does not know (.bin, copied files) stay paths; their consumer opens them.
+        components[name] = decode(path.suffix, data, path.name) if path.suffix in SUFFIXES else path
+    return components
 
 
 def frame_fingerprint(*frames: pl.DataFrame) -> str:
@@ -122,14 +143,14 @@ class ServableRecommender(mlflow.pyfunc.PythonModel):
     ``sid_platform.serving.MAX_K``). Output per row: ``items``, ``sids``, ``fallback`` (null when the model
     ranked the history; ``"popularity"`` for an empty or all-unknown one) and ``unknown_items`` (ids outside
     the catalog). The serving model is the one the evaluation named (``config["evaluation"]["model"]``).
+    The instance holds no data until ``load_context``, so MLflow's pickle of it is a reference to this class.
     """
 
     def load_context(self, context: Any) -> None:
+        """Read ``config.json``, check every component's SHA-256 against it, then read the components."""
         use_threads("serving")  # one intra-op thread: a request is a small batch (see sid_platform/threads.py)
         self.config = json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text())
-        self.components = {
-            name: read_component(Path(path)) for name, path in context.artifacts.items() if name != CONFIG_ARTIFACT
-        }
+        self.components = read_components(self.config, context.artifacts)
         self.serving = self.config.get("evaluation", {}).get("model", "sasrec")
         try:
             self.served = ServedModel.of(self.components, self.serving)
@@ -157,8 +178,9 @@ class ServableRecommender(mlflow.pyfunc.PythonModel):
 
 
 def _save_pyfunc(model_dir: Path, artifacts: dict[str, str], requirements: list[str]) -> None:
-    """``save_model`` without its notices: the class is importable (cloudpickle stores a reference), and the
-    signature is given, so neither the pickling warning nor "no input example" applies."""
+    """``save_model`` without its notices: the class is importable (cloudpickle stores a reference to it, and the
+    instance holds no data), and the signature is given, so neither the pickling warning nor "no input example"
+    applies. The components are artifacts in their own formats, never in that pickle."""
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_logger.level
     pyfunc_logger.setLevel(logging.ERROR)
@@ -196,7 +218,7 @@ def log_bundle(
             "components": {name: {"file": p.name, "sha256": sha256_of(p)} for name, p in files.items()},
             "packages": {name: _package_version(name) for name in ("sid-platform", "torch", "polars", "mlflow")},
         }
-        config_path = parts / "config.json"
+        config_path = parts / CONFIG_FILE
         config_path.write_text(json.dumps(pinned, indent=2, sort_keys=True, default=str))
         model_dir = Path(tmp, MODEL_ARTIFACT_PATH)
         _save_pyfunc(
@@ -225,12 +247,34 @@ def log_bundle(
 
 
 def download_version(tracking: Tracking, version: ModelVersion, destination: Path) -> Path:
-    """The version's model folder, downloaded; ``mlflow.pyfunc.load_model`` on it gives the recommender."""
+    """The version's model folder, downloaded; ``load_bundle`` (no pickle) or ``mlflow.pyfunc.load_model`` (which
+    unpickles MLflow's ``python_model.pkl``) on it gives the recommender."""
     return Path(tracking.client.download_artifacts(version.run_id, MODEL_ARTIFACT_PATH, str(destination)))
 
 
 def pinned_config(tracking: Tracking, version: ModelVersion) -> dict:
     """The ``config.json`` a version was registered with: run config, data fingerprint, component hashes."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = tracking.client.download_artifacts(version.run_id, f"{MODEL_ARTIFACT_PATH}/artifacts/config.json", tmp)
+        artifact = f"{MODEL_ARTIFACT_PATH}/{ARTIFACTS_FOLDER}/{CONFIG_FILE}"
+        path = tracking.client.download_artifacts(version.run_id, artifact, tmp)
         return json.loads(Path(path).read_text())
+
+
+def load_bundle(model_dir: str | Path) -> ServableRecommender:
+    """The recommender from a downloaded model folder (``download_version``) without MLflow's loader.
+
+    Reads ``config.json`` and the components it pins (hash-checked), and never opens ``python_model.pkl``:
+    the way to load a bundle from a registry one does not fully trust.
+    """
+    folder = Path(model_dir) / ARTIFACTS_FOLDER
+    config_path = folder / CONFIG_FILE
+    pinned = json.loads(config_path.read_text()).get("components", {})
+    artifacts = {CONFIG_ARTIFACT: str(config_path)}
+    for name, entry in pinned.items():
+        file = str(entry.get("file", "")) if isinstance(entry, Mapping) else ""
+        if not file or Path(file).name != file:  # a bare file name: nothing outside the artifacts folder
+            raise BundleIntegrityError(f"{CONFIG_FILE} pins component {name!r} as {file!r}, not a file name")
+        artifacts[name] = str(folder / file)
+    model = ServableRecommender()
+    model.load_context(SimpleNamespace(artifacts=artifacts))
+    return model

@@ -6,17 +6,19 @@ Resources are the one place Dagster meets the core (besides the assets): each wr
 
 from sid_platform.resources.config import config_class
 from sid_platform.resources.dataset import DatasetResource
-from sid_platform.resources.io import LocalParquetIOManager, io_manager_for
+from sid_platform.resources.io import AssetIOManager, LocalAssetIOManager, S3AssetIOManager, io_manager_for
 from sid_platform.resources.mlflow import MlflowResource
 from sid_platform.resources.protocol import EvaluationProtocol
 from sid_platform.resources.storage import LocalStorage, S3Storage, SideFileStorage, storage_for
 
 __all__ = [
+    "AssetIOManager",
     "DatasetResource",
     "EvaluationProtocol",
-    "LocalParquetIOManager",
+    "LocalAssetIOManager",
     "LocalStorage",
     "MlflowResource",
+    "S3AssetIOManager",
     "S3Storage",
     "SideFileStorage",
     "config_class",

@@ -1,63 +1,73 @@
-"""Where assets are stored: Parquet and pickles under the data home, or dagster-aws's S3 IO manager in the cluster.
+"""Where assets are stored: one IO manager over a ``BlobStore``, files under the data home or objects in S3.
 
-The IO manager writes polars frames as Parquet and anything else (model checkpoints, small model objects)
-as pickles. ``SID_DEPLOYMENT=k8s`` swaps it for the S3 IO manager; the asset code does not change.
+Every output goes through the codecs of ``sid_platform/artifacts.py`` (Parquet, safetensors, JSON, npz with a
+header naming a registered type), never through pickle: a stored asset is read back without running anything
+it holds, whoever could write to the bucket. Local and S3 share all of it and differ only in the store;
+``SID_DEPLOYMENT=k8s`` picks S3, and the asset code does not change.
 """
 
-import pickle
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+import boto3
 from dagster import ConfigurableIOManager, EnvVar, InputContext, OutputContext
 from pydantic import Field
 
+from sid_platform.artifacts import read_artifact, write_artifact
 from sid_platform.settings import S3_BUCKET_ENV, data_home, s3_asset_prefix, s3_endpoint_url
+from sid_platform.storage import BlobStore, LocalBlobStore, S3BlobStore
 
 
-class LocalParquetIOManager(ConfigurableIOManager):
-    """Frames → ``<base_dir>/<asset path>.parquet``; other objects → ``.pkl`` beside them."""
+class AssetIOManager(ConfigurableIOManager):
+    """Asset ``a/b`` → key ``a/b<suffix of its format>`` in ``store()``; a subclass per kind of store says which.
 
-    base_dir: str | None = Field(default=None, description="defaults to <data home>/assets, resolved at run time")
+    An output of a type with no stored format fails when it is written, naming the asset and the type.
+    """
 
-    def _path(self, context: InputContext | OutputContext, suffix: str) -> Path:
-        return Path(self.base_dir or data_home() / "assets", *context.asset_key.path).with_suffix(suffix)
+    def store(self) -> BlobStore:
+        raise NotImplementedError(f"{type(self).__name__} does not say where assets are stored")
+
+    @staticmethod
+    def _stem(context: InputContext | OutputContext) -> str:
+        return "/".join(context.asset_key.path)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        is_frame = isinstance(obj, pl.DataFrame)
-        path = self._path(context, ".parquet" if is_frame else ".pkl")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        if is_frame:
-            obj.write_parquet(tmp)
-        else:
-            with open(tmp, "wb") as handle:
-                pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)  # readers never see a half-written file
-        # The other format's file, if an earlier run left one, would shadow this output on load.
-        path.with_suffix(".pkl" if is_frame else ".parquet").unlink(missing_ok=True)
-        context.add_output_metadata({"path": str(path)})
+        try:
+            where = write_artifact(self.store(), self._stem(context), obj)
+        except TypeError as error:
+            raise TypeError(f"asset {context.asset_key.to_user_string()!r} cannot be stored: {error}") from error
+        context.add_output_metadata({"path": where})
 
     def load_input(self, context: InputContext) -> Any:
-        parquet = self._path(context, ".parquet")
-        if parquet.is_file():
-            return pl.read_parquet(parquet)
-        with open(self._path(context, ".pkl"), "rb") as handle:
-            return pickle.load(handle)
+        return read_artifact(self.store(), self._stem(context))
 
 
-def io_manager_for(deployment: str) -> ConfigurableIOManager:
-    """Local Parquet files by default; dagster-aws's S3 IO manager when ``SID_DEPLOYMENT=k8s``."""
+class LocalAssetIOManager(AssetIOManager):
+    """Files under ``base_dir``, by default ``<data home>/assets`` resolved at run time (``$SID_HOME``)."""
+
+    base_dir: str | None = Field(default=None, description="defaults to <data home>/assets, resolved at run time")
+
+    def store(self) -> LocalBlobStore:
+        return LocalBlobStore(Path(self.base_dir) if self.base_dir else data_home() / "assets")
+
+
+class S3AssetIOManager(AssetIOManager):
+    """Objects under ``s3://bucket/prefix/``; credentials come from boto3's default chain (environment, role)."""
+
+    bucket: str = Field(description="the assets' bucket")
+    prefix: str = Field(default="assets", description="key prefix of every asset")
+    endpoint_url: str | None = Field(default=None, description="an S3-compatible server (MinIO); unset = AWS")
+
+    def store(self) -> S3BlobStore:
+        return S3BlobStore(self.bucket, self.prefix, boto3.client("s3", endpoint_url=self.endpoint_url))
+
+
+def io_manager_for(deployment: str) -> AssetIOManager:
+    """Files under the data home by default; the S3 bucket ``$SID_S3_BUCKET`` when ``SID_DEPLOYMENT=k8s``."""
     if deployment == "local":
-        return LocalParquetIOManager()
+        return LocalAssetIOManager()
     if deployment == "k8s":
-        from dagster_aws.s3 import S3PickleIOManager, S3Resource
-
-        return S3PickleIOManager(
-            s3_resource=S3Resource(endpoint_url=s3_endpoint_url()),
-            s3_bucket=EnvVar(S3_BUCKET_ENV),
-            s3_prefix=s3_asset_prefix(),
-        )
+        return S3AssetIOManager(bucket=EnvVar(S3_BUCKET_ENV), prefix=s3_asset_prefix(), endpoint_url=s3_endpoint_url())
     raise ValueError(f"SID_DEPLOYMENT={deployment!r}: expected 'local' or 'k8s'")

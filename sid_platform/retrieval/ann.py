@@ -1,7 +1,8 @@
 """The FAISS index of the ANN channel: exact inner product for small catalogs, HNSW or IVF-PQ beyond.
 
-Item vectors and user queries are L2-normalized, so inner product is cosine. The index pickles as
-FAISS's own serialization, so the IO manager can store it like any other asset.
+Item vectors and user queries are L2-normalized, so inner product is cosine. The IO manager and the bundle
+store it as FAISS's own serialization (``faiss.serialize_index``) with its kind and channel size, through
+``sid_platform/artifacts.py``; it is never pickled.
 """
 
 from __future__ import annotations
@@ -64,10 +65,3 @@ class AnnIndex:
         """(scores, item indices) [users, k], best first; -1 where the index returns fewer than k."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         return self.index.search(queries, min(k, self.size))
-
-    def __getstate__(self) -> dict:
-        return {"kind": self.kind, "top_n": self.top_n, "bytes": faiss.serialize_index(self.index)}
-
-    def __setstate__(self, state: dict) -> None:
-        self.kind, self.top_n = state["kind"], state["top_n"]
-        self.index = faiss.deserialize_index(state["bytes"])

@@ -6,10 +6,22 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import polars as pl
 
+from sid_platform.artifacts import read_artifact
 from sid_platform.automation.run import local_instance, run_main_job
+from sid_platform.baselines.popularity import PopularityModel
+from sid_platform.baselines.sasrec import SASRecCheckpoint
+from sid_platform.data.split import UserSequences
 from sid_platform.definitions import defs
-from sid_platform.registry import Tracking, champion, download_version
+from sid_platform.embed.pipeline import ItemEmbeddings
+from sid_platform.registry import Tracking, champion, download_version, load_bundle
+from sid_platform.reranking.dpo import RerankerCheckpoint
+from sid_platform.retrieval.ann import AnnIndex
+from sid_platform.retrieval.router import RouterCheckpoint
+from sid_platform.retrieval.stored import Candidates
+from sid_platform.semantic_ids import CodebooksCheckpoint
+from sid_platform.storage import LocalBlobStore
 from sid_platform_tests.assets.conftest import MainRun
 
 ASSETS = {
@@ -32,6 +44,22 @@ ASSETS = {
     "model_promotion",
 }
 CHECKS = {"raw_interactions_expectations", "item_catalog_expectations", "codebook_utilization", "usid_unique"}
+# Every asset's stored file: its suffix and the type it reads back as (the dict outputs: JSON, or npz if not plain).
+STORED_AS = {
+    **{name: (".parquet", pl.DataFrame) for name in ("raw_interactions", "item_catalog", "quarantined_rows")},
+    **{name: (".parquet", pl.DataFrame) for name in ("data_splits", "usid_table", "prefix_index")},
+    "user_sequences": (".npz", UserSequences),
+    "popularity_model": (".npz", PopularityModel),
+    "item_embeddings": (".npz", ItemEmbeddings),
+    "faiss_index": (".npz", AnnIndex),
+    "candidates": (".npz", Candidates),
+    "sasrec_model": (".safetensors", SASRecCheckpoint),
+    "codebooks": (".safetensors", CodebooksCheckpoint),
+    "router_checkpoint": (".safetensors", RouterCheckpoint),
+    "dpo_checkpoint": (".safetensors", RerankerCheckpoint),
+    "evaluation": ((".json", ".npz"), dict),
+    "model_promotion": ((".json", ".npz"), dict),
+}
 
 
 def test_definitions_load_with_every_asset_and_check():
@@ -46,7 +74,16 @@ def test_the_main_job_materializes_every_asset_and_passes_every_check(main_run: 
     evaluations = main_run.result.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations} == CHECKS and all(e.passed for e in evaluations)
     assert (main_run.home / "assets" / "data_splits.parquet").is_file()
-    assert (main_run.home / "assets" / "candidates.pkl").is_file()
+    assert (main_run.home / "assets" / "candidates.npz").is_file()
+
+
+def test_every_asset_is_stored_in_a_format_that_carries_no_code(main_run: MainRun):
+    store = LocalBlobStore(main_run.home / "assets")
+    stored = {path.stem: path.suffix for path in store.root.iterdir()}
+    assert set(stored) == set(STORED_AS) == ASSETS  # one file each, no pickle beside any
+    for name, (suffix, kind) in STORED_AS.items():
+        assert stored[name] in (suffix if isinstance(suffix, tuple) else (suffix,)), name
+        assert isinstance(read_artifact(store, name), kind), name
 
 
 def test_the_codebooks_use_most_of_their_codes(main_run: MainRun):
@@ -134,10 +171,15 @@ def test_the_first_model_becomes_champion_with_its_figures(main_run: MainRun):
 def test_the_registered_champion_serves_distinct_known_items(main_run: MainRun, tmp_path: Path):
     tracking = Tracking.resolve(main_run.outputs["model_promotion"]["tracking_uri"])
     current = champion(tracking.client, "sid-recommender")
-    served = mlflow.pyfunc.load_model(str(download_version(tracking, current, tmp_path / "served")))
+    folder = download_version(tracking, current, tmp_path / "served")
+    served = mlflow.pyfunc.load_model(str(folder))
     catalog = main_run.outputs["item_catalog"]["item_id"].to_list()
-    out = served.predict(pd.DataFrame({"history": [catalog[:3], catalog[5:6]]}), params={"k": 10})
+    histories = pd.DataFrame({"history": [catalog[:3], catalog[5:6]]})
+    out = served.predict(histories, params={"k": 10})
     assert all(len(set(row)) == 10 and set(row) <= set(catalog) for row in out["items"])
+    # Without MLflow's loader (no python_model.pkl): the same components, hash-checked, the same ranking.
+    direct = load_bundle(folder).predict(None, histories, params={"k": 10})
+    assert [list(row) for row in direct["items"]] == [list(row) for row in out["items"]]
 
 
 def test_every_long_step_logs_its_progress_to_the_run(in_main_run_home: MainRun):

@@ -1,6 +1,7 @@
 """Tracking, the servable bundle, the gate, promotion and rollback, against a real MLflow SQLite store."""
 
 import math
+import pickle
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -15,8 +16,10 @@ from sid_platform.registry import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS,
+    BundleIntegrityError,
     Candidate,
     GatePolicy,
+    ServableRecommender,
     Tracking,
     alias_version,
     champion,
@@ -25,6 +28,7 @@ from sid_platform.registry import (
     download_version,
     frame_fingerprint,
     gate,
+    load_bundle,
     log_bundle,
     log_run,
     pinned_config,
@@ -32,7 +36,9 @@ from sid_platform.registry import (
     resolve_tracking_uri,
     rollback,
 )
+from sid_platform.registry.bundle import write_component
 from sid_platform.semantic_ids import build_usid_table
+from sid_platform_tests.artifact_samples import ann_index, assert_same
 
 POLICY = GatePolicy(recall_tolerance=0.02, min_utilization=0.8)
 
@@ -155,3 +161,61 @@ def test_frame_fingerprint_follows_the_content():
     assert frame_fingerprint(frame) == frame_fingerprint(frame.clone())
     assert frame_fingerprint(frame) != frame_fingerprint(frame.with_columns(pl.lit("c").alias("item_id")))
     assert frame_fingerprint(frame) != frame_fingerprint(frame.reverse())
+
+
+def test_bundle_components_are_stored_without_pickle(tracking: Tracking, model_name: str, tmp_path: Path):
+    components = {**_components(0), "faiss_index": ann_index(), "document": {"k": [1, 2]}}
+    version = log_bundle(tracking, model_name, components, {"evaluation": {"model": "sasrec"}})
+    files = {name: entry["file"] for name, entry in pinned_config(tracking, version)["components"].items()}
+    assert files == {
+        "sasrec_model": "sasrec_model.safetensors",
+        "usid_table": "usid_table.parquet",
+        "faiss_index": "faiss_index.npz",
+        "document": "document.json",
+    }
+    model = load_bundle(download_version(tracking, version, tmp_path))
+    for name, value in components.items():
+        assert_same(model.components[name], value, name)
+    with pytest.raises(TypeError, match="bundle component 'odd' cannot be stored"):
+        write_component("odd", object(), tmp_path)
+
+
+# What MLflow's pickle of the model may name: our class, and MLflow's record of predict()'s type hints.
+PYFUNC_GLOBALS = {
+    ("sid_platform.registry.bundle", "ServableRecommender"),
+    ("mlflow.models.signature", "_TypeHints"),
+    ("pandas", "DataFrame"),
+}
+
+
+class _OnlyTheRecommender(pickle.Unpickler):
+    """Resolves only the classes in ``PYFUNC_GLOBALS``; any other global is refused unresolved."""
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) not in PYFUNC_GLOBALS:
+            raise pickle.UnpicklingError(f"python_model.pkl refers to {module}.{name}")
+        return super().find_class(module, name)
+
+
+def test_mlflows_own_pickle_holds_only_class_references(tracking: Tracking, model_name: str, tmp_path: Path):
+    version = log_bundle(tracking, model_name, _components(0), {"evaluation": {"model": "sasrec"}})
+    folder = download_version(tracking, version, tmp_path)
+    with open(folder / "python_model.pkl", "rb") as handle:
+        model = _OnlyTheRecommender(handle).load()
+    assert type(model) is ServableRecommender and not hasattr(model, "components")  # a reference, no data
+
+
+def test_a_component_altered_after_registration_is_refused_naming_the_file(
+    tracking: Tracking, model_name: str, tmp_path: Path
+):
+    version = log_bundle(tracking, model_name, _components(0), {"evaluation": {"model": "sasrec"}})
+    folder = download_version(tracking, version, tmp_path)
+    table = folder / "artifacts" / "usid_table.parquet"
+    table.write_bytes(table.read_bytes() + b"\0")  # one byte more than was registered
+    with pytest.raises(BundleIntegrityError, match=r"usid_table\.parquet: its SHA-256 .* refusing to load it"):
+        load_bundle(folder)
+    with pytest.raises(Exception, match=r"usid_table\.parquet: its SHA-256"):  # MLflow's loader: the same check
+        mlflow.pyfunc.load_model(str(folder))
+    table.unlink()
+    with pytest.raises(FileNotFoundError):
+        load_bundle(folder)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sid_platform.data.files import DataNotFoundError
-from sid_platform.resources import DatasetResource, LocalParquetIOManager, io_manager_for
+from sid_platform.resources import DatasetResource, LocalAssetIOManager, S3AssetIOManager, io_manager_for
 
 
 def test_auto_without_any_data_dir_falls_back_to_synthetic_loudly(monkeypatch, caplog):
@@ -29,9 +29,8 @@ def test_unknown_source_is_rejected(tmp_path: Path):
 
 
 def test_io_manager_per_deployment(monkeypatch):
-    assert isinstance(io_manager_for("local"), LocalParquetIOManager)
+    assert isinstance(io_manager_for("local"), LocalAssetIOManager)
     monkeypatch.setenv("SID_S3_BUCKET", "bucket")
-    s3 = io_manager_for("k8s")
-    assert type(s3).__name__ == "S3PickleIOManager"
+    assert isinstance(io_manager_for("k8s"), S3AssetIOManager)  # the same code over S3 (see test_io.py), no pickle
     with pytest.raises(ValueError, match="SID_DEPLOYMENT"):
         io_manager_for("mainframe")

@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sid_platform.artifacts import decode, encode
 from sid_platform.retrieval import (
     AnnIndex,
     AnnIndexConfig,
@@ -135,14 +136,12 @@ def test_rank_candidates_orders_by_cosine_and_only_reorders():
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
-def test_ann_index_finds_the_nearest_items_and_survives_pickling(kind):
-    import pickle
-
+def test_ann_index_finds_the_nearest_items_and_survives_storage(kind):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(600, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index = AnnIndex.build(vectors, AnnIndexConfig(kind=kind, pq_m=8, ivf_lists=8, nprobe=8))
-    restored = pickle.loads(pickle.dumps(index))
+    restored = decode(*encode(index))  # as the IO manager and the bundle store it: FAISS bytes, no pickle
     _, found = restored.search(vectors[:20], 5)
     hit = np.mean([i in row for i, row in enumerate(found)])
     assert hit >= (1.0 if kind == "flat" else 0.8)

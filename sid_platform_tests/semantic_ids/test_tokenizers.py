@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sid_platform.artifacts import decode, encode
 from sid_platform.policy import POLICY
 from sid_platform.semantic_ids import (
     CodebooksCheckpoint,
@@ -66,7 +66,7 @@ def test_rqvae_encode_is_deterministic_and_training_repeats_given_the_seed(train
 
 
 @pytest.mark.parametrize("kind", ["rqvae", "rqkmeans"])
-@pytest.mark.parametrize("storage", ["file", "pickle"])
+@pytest.mark.parametrize("storage", ["file", "io_manager"])
 def test_checkpoint_rebuilds_the_same_codes(kind, storage, trained_rqvae, tree, tmp_path: Path):
     if kind == "rqvae":
         tokenizer = trained_rqvae[0]
@@ -76,8 +76,8 @@ def test_checkpoint_rebuilds_the_same_codes(kind, storage, trained_rqvae, tree, 
     original = CodebooksCheckpoint.of(tokenizer, "emb-v1")
     if storage == "file":  # the bundle's safetensors file
         checkpoint = CodebooksCheckpoint.load(original.save(tmp_path / "codebooks.safetensors"))
-    else:  # the IO manager's pickle
-        checkpoint = pickle.loads(pickle.dumps(original))
+    else:  # the IO manager's codec (the same safetensors bytes, through a BlobStore)
+        checkpoint = decode(*encode(original))
     rebuilt = checkpoint.tokenizer()
     assert isinstance(rebuilt, SemanticTokenizer) and type(rebuilt) is type(tokenizer)
     assert (rebuilt.levels, rebuilt.codebook_size) == (3, 32) == (checkpoint.levels, checkpoint.codebook_size)
