@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from typing import Any
 
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
@@ -30,8 +31,10 @@ def local_instance() -> DagsterInstance:
     if not config.exists():
         config.write_text(LOCAL_INSTANCE_YAML)
     instance = DagsterInstance.get()
-    if PROMOTION_POOL not in instance.event_log_storage.get_concurrency_keys():  # a home made before the pool
-        instance.event_log_storage.set_concurrency_slots(PROMOTION_POOL, 1)
+    with open(path / "concurrency.lock", "w") as lock:  # two runs starting at once on a fresh home insert it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if PROMOTION_POOL not in instance.event_log_storage.get_concurrency_keys():  # a home made before the pool
+            instance.event_log_storage.set_concurrency_slots(PROMOTION_POOL, 1)
     return instance
 
 

@@ -141,7 +141,11 @@ def test_first_tick_judges_only_the_latest_evaluation(instance: DagsterInstance,
 def test_schedule_and_sensors_target_the_retrain_job(monkeypatch: pytest.MonkeyPatch):
     assert weekly_retrain.job_name == "retrain_job" and weekly_retrain.cron_schedule == "0 3 * * 1"
     assert recall_drop_sensor.job_name == codebook_utilization_sensor.job_name == "retrain_job"
-    assert {s.name for s in defs.sensors} == {"recall_drop_sensor", "codebook_utilization_sensor"}
+    assert {s.name for s in defs.sensors} == {
+        "recall_drop_sensor",
+        "codebook_utilization_sensor",
+        "orphaned_runs_sensor",
+    }
     assert [s.name for s in defs.schedules] == ["weekly_retrain"]
     monkeypatch.setenv("SID_RETRAIN_CRON", "30 1 * * 0")
     monkeypatch.setenv("SID_PROFILE", "test")
