@@ -22,17 +22,23 @@ LOCAL_INSTANCE_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n   
 
 
 def local_instance() -> DagsterInstance:
-    """The instance under ``$DAGSTER_HOME`` (created on first use, telemetry off), else an ephemeral one."""
+    """The instance under ``$DAGSTER_HOME`` (created on first use, telemetry off), else an ephemeral one.
+
+    Made under a file lock: two runs starting at once on a fresh home would both write ``dagster.yaml``, both
+    create the SQLite schemas (``table alembic_version already exists``) and both insert the pool's slot.
+    """
     path = dagster_home()
     if path is None:
         return DagsterInstance.ephemeral()
     path.mkdir(parents=True, exist_ok=True)
-    config = path / "dagster.yaml"
-    if not config.exists():
-        config.write_text(LOCAL_INSTANCE_YAML)
-    instance = DagsterInstance.get()
-    with open(path / "concurrency.lock", "w") as lock:  # two runs starting at once on a fresh home insert it once
+    with open(path / "instance.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        config = path / "dagster.yaml"
+        if not config.exists():
+            config.write_text(LOCAL_INSTANCE_YAML)
+        instance = DagsterInstance.get()
+        instance.get_runs(limit=1)  # the first call on each storage creates its schema
+        instance.all_instigator_state()
         if PROMOTION_POOL not in instance.event_log_storage.get_concurrency_keys():  # a home made before the pool
             instance.event_log_storage.set_concurrency_slots(PROMOTION_POOL, 1)
     return instance
