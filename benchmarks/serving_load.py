@@ -101,7 +101,8 @@ def main() -> None:
     tracking = Tracking.resolve()
     items = pl.read_parquet(data_home() / "assets" / "item_catalog.parquet")["item_id"].to_list()
     port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.uri}
+    bin_dir = str(Path(sys.executable).parent)  # mlflow starts `uvicorn` from PATH: the venv's
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.uri, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     server = subprocess.Popen(
         [Path(sys.executable).with_name("mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion",
          "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port), "--workers", str(args.workers)],
