@@ -11,9 +11,10 @@ descheduled one: one user took 490 ms p50 with torch's default threads against 1
   half the cores this process may use (its CPU affinity and cgroup quota), at least 1 and at most
   ``TRAINING_MAX_THREADS``. Half, so that one competing process still finds a free core for each thread.
 
-Measured by ``benchmarks/serving_threads.py`` on the 2-core development machine (shared with other runs):
-batch-1 predict p50 45 ms with 1 thread against 417 ms with 2; a test-profile SASRec epoch 0.41 s against
-15.5 s (0.73 s against 19.6 s beside one busy process). The cap of 4 is not measured on a larger machine.
+Measured by ``benchmarks/serving_threads.py`` on the idle 2-core development machine: batch-1 predict p50
+12.1 ms with 1 thread against 11.5 ms with 2, and 12.2 ms against 22.3 ms (p99 20.6 against 183 ms) beside one
+busy process; a test-profile SASRec epoch 0.092 s against 0.117 s (0.114 s against 0.537 s beside the busy
+process). Beauty-sized training epochs and the cap of 4 on a larger machine are not measured yet.
 
 ``$SID_TORCH_THREADS`` overrides (read in ``settings``): ``4`` for every stage, or ``serving=1,training=4``.
 Inter-op threads (used by ``torch.jit.fork``, which nothing here calls) are set once per process, by the
