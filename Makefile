@@ -27,8 +27,7 @@ demo: $(STAMP)
 # config, runs what `make demo` runs, and the demo's runs show up in it. UI_PORT=3111 make ui for another port.
 UI_PORT ?= 3000
 ui: $(STAMP)
-	mkdir -p "$(DAGSTER_HOME)"  # dagster dev needs it to exist; made as the demo makes it (telemetry off, one promotion at a time)
-	test -f "$(DAGSTER_HOME)/dagster.yaml" || printf 'telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n' > "$(DAGSTER_HOME)/dagster.yaml"
+	$(BIN)/python -c "from sid_platform.automation.run import local_instance; local_instance()"  # the home as the demo makes it (dagster dev needs it to exist)
 	$(BIN)/dagster dev -w workspace.yaml -p $(UI_PORT)
 
 test: $(STAMP)
