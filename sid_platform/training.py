@@ -51,6 +51,7 @@ class TrainingLog:
     seconds: float = 0.0
     stopped_by: str = "epochs"  # epochs | patience | max_minutes
     resumed_from_epoch: int | None = None
+    chosen: dict = field(default_factory=dict)  # what was chosen on validation after training, with its figures
 
     @property
     def best(self) -> dict:

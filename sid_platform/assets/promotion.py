@@ -98,7 +98,14 @@ def model_promotion(
     **components: Any,
 ) -> Output[dict]:
     serving, checks = evaluation["serving"], failed_checks(context.instance, context.run_id)
-    candidate = Candidate(float(serving["recall@10"]), float(serving["min_codebook_utilization"]), tuple(checks))
+    candidate = Candidate(
+        float(serving["recall@10"]),
+        float(serving["min_codebook_utilization"]),
+        tuple(checks),
+        serving_model=serving["model"],
+        valid_recall_at_10=serving.get("valid_recall@10"),
+        baseline_valid_recall_at_10=serving.get("baseline_valid_recall@10"),
+    )
     fingerprint = frame_fingerprint(data_splits, item_catalog)
     tags = {"dagster_run_id": context.run_id, "dagster_job": context.job_name or "", "data_fingerprint": fingerprint}
     outcome = release(

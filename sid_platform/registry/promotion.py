@@ -51,6 +51,9 @@ class Candidate:
     recall_at_10: float
     min_codebook_utilization: float
     failed_checks: tuple[str, ...] = ()
+    serving_model: str = ""
+    valid_recall_at_10: float | None = None  # the serving ranking on validation users
+    baseline_valid_recall_at_10: float | None = None  # the same run's SASRec on validation users
 
     def tags(self) -> dict[str, str]:
         return {RECALL_TAG: repr(self.recall_at_10), UTILIZATION_TAG: repr(self.min_codebook_utilization)}
@@ -64,6 +67,12 @@ def gate(candidate: Candidate, champion_recall: float | None, policy: GatePolicy
     if not candidate.min_codebook_utilization >= policy.min_utilization:  # NaN fails too
         reasons.append(
             f"codebook utilization {candidate.min_codebook_utilization:.1%} is below {policy.min_utilization:.0%}"
+        )
+    baseline, valid = candidate.baseline_valid_recall_at_10, candidate.valid_recall_at_10
+    if baseline is not None and not (valid is not None and valid >= baseline):
+        reasons.append(
+            f"the serving ranking {candidate.serving_model or '?'} has validation Recall@10 {valid} below the same "
+            f"run's SASRec ({baseline:.4f}): a baseline beats the model"
         )
     if champion_recall is not None:
         floor = champion_recall * (1 - policy.recall_tolerance)

@@ -205,21 +205,26 @@ def rerank(
     base_scores: Sequence[np.ndarray],
     k: int,
     on_users: Callable[[int], None] | None = None,
+    start_scores: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Reorder each user's top ``pool_size`` candidates by ``base + correction``; the rest follow by base score.
+    """Reorder each user's top ``pool_size`` candidates by ``start + correction``; the rest follow by ``start``.
 
-    Returns the top ``k`` [users, k] and each user's full reordered candidate list: the same items as
-    ``candidates``, only in another order. ``on_users`` is called with the number of users done (progress).
+    ``start_scores`` (default: the base scores) is the ranking the correction is added to, e.g. the fused
+    score; the correction itself always reads the base (cosine) score it was trained on. Returns the top ``k``
+    [users, k] and each user's full reordered candidate list: the same items as ``candidates``, only in
+    another order. ``on_users`` is called with the number of users done (progress).
     """
     pool_size = model.cfg.pool_size
     ranked = np.full((len(candidates), k), -1, dtype=np.int64)
     orders = []
-    for row, (items, base) in enumerate(zip(candidates, base_scores, strict=True)):
+    starts = base_scores if start_scores is None else start_scores
+    for row, (items, base, start) in enumerate(zip(candidates, base_scores, starts, strict=True)):
         items = np.asarray(items, dtype=np.int64)
-        by_base = np.argsort(-np.asarray(base), kind="stable")
-        pool, rest = by_base[:pool_size], by_base[pool_size:]
+        by_start = np.argsort(-np.asarray(start), kind="stable")
+        pool, rest = by_start[:pool_size], by_start[pool_size:]
         base_t = torch.from_numpy(np.asarray(base, dtype=np.float32)[pool])
-        score = base_t + model.correction(queries[row], keys[torch.from_numpy(items[pool])], base_t)
+        start_t = torch.from_numpy(np.asarray(start, dtype=np.float32)[pool])
+        score = start_t + model.correction(queries[row], keys[torch.from_numpy(items[pool])], base_t)
         order = np.concatenate([pool[np.argsort(-score.numpy(), kind="stable")], rest])
         orders.append(items[order])
         ranked[row, : min(k, len(order))] = items[order[:k]]

@@ -94,3 +94,15 @@ def rank_candidates(
         top = scores.topk(min(k, len(items_t))).indices
         ranked[row, : len(top)] = items_t[top].numpy()
     return ranked, base_scores
+
+
+def top_by_score(candidates: Sequence[np.ndarray], scores: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """[users, k] each user's candidates by the given scores (aligned with them), best first; -1 padding.
+
+    Ties go to the lower item index (candidates are sorted), so the order never depends on the batch.
+    """
+    ranked = np.full((len(candidates), k), -1, dtype=np.int64)
+    for row, (items, score) in enumerate(zip(candidates, scores, strict=True)):
+        order = np.argsort(-np.asarray(score), kind="stable")[:k]
+        ranked[row, : len(order)] = np.asarray(items)[order]
+    return ranked

@@ -1,5 +1,6 @@
 """Serving path for a batch of users: router states → beam search (generative ranking and top prefixes)
-→ prefix channel ∪ ANN channel → cosine ranking of the union. Timed per stage, so the benchmark and the
+→ beams ∪ prefix channel ∪ ANN channel → exact generative log-probabilities of the union → its rankings by
+cosine and by the fused score (``retrieval/generative.py``). Timed per stage, so the benchmark and the
 evaluation report the same costs.
 
 Every user's result depends on that user alone, except for two things computed once for all users: the
@@ -21,7 +22,8 @@ import torch
 from sid_platform.progress import LogLine, Progress
 from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.beam_search import BEAM_CHUNK, constrained_beam_search
-from sid_platform.retrieval.candidates import hybrid_candidates, prefix_channel, rank_candidates
+from sid_platform.retrieval.candidates import hybrid_candidates, prefix_channel, rank_candidates, top_by_score
+from sid_platform.retrieval.generative import fused_scores, generative_log_probs
 from sid_platform.retrieval.router import SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
 from sid_platform.sequences import exclude_seen, ranking_depth
@@ -33,10 +35,13 @@ USER_BATCH = 4 * BEAM_CHUNK  # users per progress step; a multiple of the beam s
 class Retrieval:
     generative: np.ndarray  # [users, k] beam-search ranking
     hybrid_cosine: np.ndarray  # [users, k] the union ranked by cosine
+    fused: np.ndarray  # [users, k] the union ranked by the fused score
     prefix: list[np.ndarray]  # per user, the prefix channel's items
     ann: list[np.ndarray]  # per user, the ANN channel's items
     candidates: list[np.ndarray]  # per user, the union (sorted item indices)
     base_scores: list[np.ndarray]  # per user, cosine of each candidate, aligned with ``candidates``
+    log_probs: list[np.ndarray]  # per user, exact generative log p(ID) of each candidate, aligned likewise
+    fused_scores: list[np.ndarray]  # per user, cosine + weight · temperature · log p, aligned likewise
     queries: torch.Tensor  # [users, d] normalized query vectors
     keys: torch.Tensor  # [n_items, d] normalized item vectors the base scores were computed against
     seconds: dict[str, float] = field(default_factory=dict)
@@ -62,7 +67,7 @@ def retrieve(
     if batch_size % BEAM_CHUNK:
         raise ValueError(f"batch_size must be a multiple of {BEAM_CHUNK}, the beam search's chunk; got {batch_size}")
     clock = time.perf_counter()
-    seconds = dict.fromkeys(("encode", "beam_search", "ann_search", "union", "rank"), 0.0)
+    seconds = dict.fromkeys(("encode", "beam_search", "ann_search", "union", "generative_scores", "rank"), 0.0)
 
     def lap(name: str) -> None:
         nonlocal clock
@@ -84,24 +89,31 @@ def retrieve(
         rows = slice(start, start + batch_size)
         part = _retrieve_batch(model, trie, states[rows], queries[rows], ann_items[rows], keys, k, depth, lap)
         if exclude_history:
-            part["hybrid"] = exclude_seen(part["hybrid"], histories[rows], k)
-            part["generative"] = exclude_seen(part["generative"], histories[rows], k)
+            for ranking in RANKINGS:
+                part[ranking] = exclude_seen(part[ranking], histories[rows], k)
         lap("rank")
         parts.append(part)
         progress.update(min(start + batch_size, len(histories)))
-    joined = {key: [row for part in parts for row in part[key]] for key in ("prefix", "ann", "candidates", "base")}
-    generative, hybrid = (np.concatenate([part[key] for part in parts]) for key in ("generative", "hybrid"))
+    joined = {key: [row for part in parts for row in part[key]] for key in PER_USER}
+    ranked = {key: np.concatenate([part[key] for part in parts])[:, :k] for key in RANKINGS}
     return Retrieval(
-        generative[:, :k],
-        hybrid[:, :k],
-        joined["prefix"],
-        joined["ann"],
-        joined["candidates"],
-        joined["base"],
-        queries,
-        keys,
-        seconds,
+        generative=ranked["generative"],
+        hybrid_cosine=ranked["hybrid"],
+        fused=ranked["fused"],
+        prefix=joined["prefix"],
+        ann=joined["ann"],
+        candidates=joined["candidates"],
+        base_scores=joined["base"],
+        log_probs=joined["log_probs"],
+        fused_scores=joined["fused_scores"],
+        queries=queries,
+        keys=keys,
+        seconds=seconds,
     )
+
+
+RANKINGS = ("generative", "hybrid", "fused")
+PER_USER = ("prefix", "ann", "candidates", "base", "log_probs", "fused_scores")
 
 
 def _retrieve_batch(
@@ -115,20 +127,27 @@ def _retrieve_batch(
     depth: int,
     lap: Callable[[str], None],
 ) -> dict:
-    """Beam search, both channels, their union and its cosine ranking for one batch of users."""
+    """Beam search, the channels, their union, its generative scores and its two rankings for one batch."""
     cfg = model.cfg
     beams = constrained_beam_search(model, states, trie, max(cfg.beam_size, k), cfg.prefix_depth, cfg.n_prefixes)
     lap("beam_search")
     prefix = prefix_channel(trie, beams.prefixes, cfg.prefix_depth)
     ann = [row[row >= 0] for row in ann_items]
-    candidates = hybrid_candidates(prefix, ann)
+    candidates = hybrid_candidates(beams.items, prefix, ann)  # the beams' IDs always join: fusion needs them
     lap("union")
+    log_probs = generative_log_probs(model, states, trie, candidates)
+    lap("generative_scores")
     hybrid, base_scores = rank_candidates(candidates, queries, keys, depth)
+    weight, temperature = float(model.fusion_weight), model.cfg.temperature
+    fused = [fused_scores(b, lp, weight, temperature) for b, lp in zip(base_scores, log_probs, strict=True)]
     return {
         "generative": beams.items,
         "hybrid": hybrid,
+        "fused": top_by_score(candidates, fused, depth),
         "prefix": prefix,
         "ann": ann,
         "candidates": candidates,
         "base": base_scores,
+        "log_probs": log_probs,
+        "fused_scores": fused,
     }

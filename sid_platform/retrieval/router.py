@@ -109,6 +109,9 @@ class SemanticRouter(nn.Module):
         self.key = nn.Linear(d, d)
         causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), diagonal=1)
         self.register_buffer("causal_mask", causal, persistent=False)
+        # Weight of the generative log-probability in the fused score (retrieval/generative.py); chosen on
+        # validation users after training and stored with the weights, so serving fuses as evaluation did.
+        self.register_buffer("fusion_weight", torch.tensor(0.0), persistent=True)
         for table in self.token_emb:
             nn.init.normal_(table.weight, std=0.02)
         if self.item_emb is not None:
@@ -176,19 +179,20 @@ class SemanticRouter(nn.Module):
     def user_states(self, histories: Sequence[np.ndarray], batch_size: int = 512) -> torch.Tensor:
         """[users, d] last-position state of each history (eval mode).
 
-        Users are batched by history length so short histories are not padded to the longest one.
+        Users are batched by EXACT (truncated) history length: no history is padded, so a user's state is
+        the same whoever else is in the request (padding positions are attended to and would shift it).
         """
         was_training = self.training
         self.eval()
         tokens = self.item_tokens()
         lengths = np.asarray([min(len(h), self.cfg.max_len) for h in histories], dtype=np.int64)
-        order = np.argsort(lengths, kind="stable")
         out = torch.zeros(len(histories), self.cfg.hidden_dim)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            width = max(int(lengths[rows].max()), 1)
-            seq = torch.from_numpy(pad_left([histories[r] for r in rows], width, pad=-1))
-            out[torch.from_numpy(rows)] = self.encode(seq, tokens)[:, -1]
+        for length in np.unique(lengths).tolist():
+            same = np.flatnonzero(lengths == length)
+            for start in range(0, len(same), batch_size):
+                rows = same[start : start + batch_size]
+                seq = torch.from_numpy(pad_left([histories[r] for r in rows], max(length, 1), pad=-1))
+                out[torch.from_numpy(rows)] = self.encode(seq, tokens)[:, -1]
         self.train(was_training)
         return out
 

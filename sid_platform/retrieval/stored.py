@@ -47,10 +47,13 @@ class StoredRetrieval:
     targets: np.ndarray  # [users] the targets the channel report was measured on
     generative: np.ndarray  # [users, k] beam-search ranking
     hybrid_cosine: np.ndarray  # [users, k] the union ranked by cosine
+    fused: np.ndarray  # [users, k] the union ranked by the fused score
     items: np.ndarray  # int32, every user's candidates (the union) in ``retrieve``'s order, user after user
     offsets: np.ndarray  # int64 [users + 1]: user u's candidates are items[offsets[u]:offsets[u + 1]]
-    channels: np.ndarray  # uint8 aligned with ``items``: PREFIX | ANN
+    channels: np.ndarray  # uint8 aligned with ``items``: PREFIX | ANN (0: found by the beams alone)
     base_scores: np.ndarray  # float32 aligned with ``items``: cosine of query and item vector
+    log_probs: np.ndarray  # float32 aligned with ``items``: exact generative log p(ID)
+    fused_scores: np.ndarray  # float32 aligned with ``items``: the fused score the ``fused`` ranking sorts by
     queries: np.ndarray  # float32 [users, d] normalized query vectors
     report: ChannelReport  # coverage and candidates per user of each channel, on ``targets``
     seconds: dict[str, float] = field(default_factory=dict)  # per retrieval stage, for all these users
@@ -72,10 +75,13 @@ class StoredRetrieval:
             targets=np.asarray(cases.targets, dtype=np.int64),
             generative=found.generative,
             hybrid_cosine=found.hybrid_cosine,
+            fused=found.fused,
             items=items.astype(np.int32),
             offsets=np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(lengths)]),
             channels=_flat(flags, np.uint8),
             base_scores=_flat(found.base_scores, np.float32),
+            log_probs=_flat(found.log_probs, np.float32),
+            fused_scores=_flat(found.fused_scores, np.float32),
             queries=found.queries.numpy().astype(np.float32, copy=False),
             report=report,
             seconds=dict(found.seconds),
@@ -91,10 +97,13 @@ class StoredRetrieval:
         return Retrieval(
             generative=self.generative,
             hybrid_cosine=self.hybrid_cosine,
+            fused=self.fused,
             prefix=[union[(f & PREFIX) > 0] for union, f in zip(narrow, flags, strict=True)],
             ann=[union[(f & ANN) > 0] for union, f in zip(narrow, flags, strict=True)],
             candidates=_rows(self.items.astype(np.int64), self.offsets),
             base_scores=_rows(self.base_scores, self.offsets),
+            log_probs=_rows(self.log_probs, self.offsets),
+            fused_scores=_rows(self.fused_scores, self.offsets),
             queries=torch.from_numpy(self.queries),
             keys=torch.from_numpy(keys),
             seconds=dict(self.seconds),

@@ -18,13 +18,17 @@ import torch
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import recall_at_k, top_k_from_scores
 from sid_platform.progress import LogLine
+from sid_platform.retrieval.ann import AnnIndexConfig
 from sid_platform.retrieval.beam_search import constrained_beam_search
+from sid_platform.retrieval.candidates import hybrid_candidates, prefix_channel, top_by_score
+from sid_platform.retrieval.generative import fused_scores, generative_log_probs
 from sid_platform.retrieval.router import RouterConfig, SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
-from sid_platform.sequences import exclude_seen, length_bucketed_batches, pad_left
+from sid_platform.sequences import exclude_seen, length_bucketed_batches, pad_left, ranking_depth
 from sid_platform.training import ResumeFile, TrainingLog, train_with_early_stopping
 
 SELECTION = "mean of the generative and cosine validation Recall@10"
+FUSION_WEIGHTS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # the grid the fusion weight is chosen from
 
 
 def validation_recall(
@@ -40,6 +44,39 @@ def validation_recall(
         scores = (model.user_queries(states) @ model.item_keys().T).numpy()
     cosine = top_k_from_scores(scores, 10, cases.histories if exclude_history else None)
     return recall_at_k(generative, cases.targets, 10), recall_at_k(cosine, cases.targets, 10)
+
+
+@torch.no_grad()
+def choose_fusion_weight(
+    model: SemanticRouter,
+    trie: SidTrie,
+    cases: EvalCases,
+    exclude_history: bool,
+    ann_top_n: int = AnnIndexConfig.top_n,
+) -> dict[str, float]:
+    """Set ``model.fusion_weight`` to the grid value with the best validation Recall@10 of the fused ranking.
+
+    The candidates are the serving path's: the beams, the prefix channel and the exact cosine top ``ann_top_n``
+    (what a flat index returns). Ties keep the smaller weight. Returns Recall@10 per weight, for the log.
+    """
+    cfg = model.cfg
+    states = model.user_states(cases.histories)
+    beams = constrained_beam_search(model, states, trie, max(cfg.beam_size, 10), cfg.prefix_depth, cfg.n_prefixes)
+    queries, keys = model.user_queries(states), model.item_keys()
+    nearest = (queries @ keys.T).topk(min(ann_top_n, model.n_items), dim=1).indices.numpy()
+    candidates = hybrid_candidates(beams.items, prefix_channel(trie, beams.prefixes, cfg.prefix_depth), nearest)
+    cosine = [(keys[torch.from_numpy(c)] @ q).numpy() for c, q in zip(candidates, queries, strict=True)]
+    log_probs = generative_log_probs(model, states, trie, candidates)
+    depth = ranking_depth(10, cases.histories, exclude_history)
+    recall = {}
+    for weight in FUSION_WEIGHTS:
+        fused = [fused_scores(c, lp, weight, cfg.temperature) for c, lp in zip(cosine, log_probs, strict=True)]
+        ranked = top_by_score(candidates, fused, depth)
+        ranked = exclude_seen(ranked, cases.histories, 10) if exclude_history else ranked[:, :10]
+        recall[f"{weight:g}"] = recall_at_k(ranked, cases.targets, 10)
+    best = max(FUSION_WEIGHTS, key=lambda w: (recall[f"{w:g}"], -w))
+    model.fusion_weight.fill_(best)
+    return recall
 
 
 def _fingerprint(cfg: RouterConfig, trie_sids: torch.Tensor, train: Sequence[np.ndarray]) -> str:
@@ -143,4 +180,6 @@ def train_router(
         on_progress=on_progress,
         name="router",
     )
+    recall = choose_fusion_weight(model, trie, valid, exclude_history)
+    log.chosen = {"fusion_weight": float(model.fusion_weight), "valid_recall@10_by_fusion_weight": recall}
     return model, log

@@ -19,12 +19,10 @@ from sid_platform.retrieval.pipeline import Retrieval, retrieve
 from sid_platform.sequences import exclude_seen, ranking_depth
 from sid_platform.serving.models import load_codebooks, load_reranker, load_router, load_sasrec
 
-# Which ranking the platform serves: the router's hybrid candidates, reordered by the bounded DPO reranker.
-SERVING_MODEL = "router_hybrid_dpo"
 SERVING_REASON = (
-    "the platform serves the router's hybrid candidates (prefix channel ∪ ANN channel) reordered by the bounded "
-    "DPO reranker: the generative retrieval the platform exists for, with a correction that can move no score by "
-    "more than ±α, so a poor reranker cannot wreck the base ranking."
+    "the evaluation serves the ranking with the best validation Recall@10 among every ranking it computed, "
+    "the same run's SASRec included (test users are reported, never chosen on); the gate refuses a serving "
+    "ranking below that SASRec on validation."
 )
 
 Ranker = Callable[[Mapping[str, Any], list[list[str]], int], list[list[str]]]
@@ -49,14 +47,23 @@ def dpo_ranking(
     on_progress: LogLine | None = None,
     phase: str = "reranking",
 ) -> np.ndarray:
-    """[users, k]: the candidates by base score, the top of the pool reordered by the bounded DPO reranker.
+    """[users, k]: the candidates by fused score, the top of the pool reordered by the bounded DPO reranker.
 
     Given ``histories``, items already seen are dropped (the reranking goes deep enough that ``k`` remain).
     ``on_progress`` receives ``phase``'s progress lines.
     """
     depth = k if histories is None else ranking_depth(k, histories, True)
     progress = Progress(phase, len(found.candidates), on_progress, unit="users")
-    top, _ = rerank(reranker, found.queries, found.keys, found.candidates, found.base_scores, depth, progress.update)
+    top, _ = rerank(
+        reranker,
+        found.queries,
+        found.keys,
+        found.candidates,
+        found.base_scores,
+        depth,
+        progress.update,
+        start_scores=found.fused_scores,
+    )
     return top if histories is None else exclude_seen(top, histories, k)
 
 
@@ -68,11 +75,12 @@ def router_rankings(
     on_progress: LogLine | None = None,
     phase: str = "reranking",
 ) -> dict[str, np.ndarray]:
-    """The router's rankings by serving model name: beam search, the union by cosine, and the union reranked."""
+    """The router's rankings by name: beam search, the union by cosine, by the fused score, and reranked."""
     return {
         "router_generative": found.generative,
         "router_hybrid_cosine": found.hybrid_cosine,
-        "router_hybrid_dpo": dpo_ranking(reranker, found, k, histories, on_progress, phase),
+        "router_fused": found.fused,
+        "router_fused_dpo": dpo_ranking(reranker, found, k, histories, on_progress, phase),
     }
 
 
@@ -98,8 +106,20 @@ def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[lis
     return item_lists(found.hybrid_cosine, item_ids)
 
 
-def rank_router_hybrid_dpo(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """Hybrid candidates ranked by cosine, the top of the pool reordered by the bounded DPO reranker."""
+def rank_router_fused(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
+    """Hybrid candidates ranked by the fused score (cosine + weighted generative log-probability)."""
+    found, item_ids = router_retrieval(components, histories, k)
+    return item_lists(found.fused, item_ids)
+
+
+def rank_router_generative(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
+    """The constrained beam search's IDs, by log-probability."""
+    found, item_ids = router_retrieval(components, histories, k)
+    return item_lists(found.generative, item_ids)
+
+
+def rank_router_fused_dpo(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
+    """Hybrid candidates ranked by the fused score, the top of the pool reordered by the bounded DPO reranker."""
     found, item_ids = router_retrieval(components, histories, k)
     return item_lists(dpo_ranking(load_reranker(components["dpo_checkpoint"]), found, k), item_ids)
 
@@ -108,15 +128,15 @@ def rank_router_hybrid_dpo(components: Mapping[str, Any], histories: list[list[s
 # serve is one more entry, reading its components by name.
 RANKERS: dict[str, Ranker] = {
     "sasrec": rank_sasrec,
+    "router_generative": rank_router_generative,
     "router_hybrid_cosine": rank_router_hybrid_cosine,
-    "router_hybrid_dpo": rank_router_hybrid_dpo,
+    "router_fused": rank_router_fused,
+    "router_fused_dpo": rank_router_fused_dpo,
 }
 
 # Serving model name → the component whose item ids are its catalog (what a history's ids are checked against).
-CATALOG_COMPONENT: dict[str, str] = {
-    "sasrec": "sasrec_model",
-    "router_hybrid_cosine": "router_checkpoint",
-    "router_hybrid_dpo": "router_checkpoint",
+CATALOG_COMPONENT: dict[str, str] = {"sasrec": "sasrec_model"} | {
+    name: "router_checkpoint" for name in RANKERS if name.startswith("router_")
 }
 
 

@@ -43,7 +43,8 @@ def toy_split(keys: torch.Tensor, users: int, seed: int) -> tuple[Retrieval, Eva
         picked = rng.choice(N_ITEMS, 25, replace=False)
         candidates.append(np.union1d(picked, [target]) if rng.random() < 0.9 else np.sort(picked))
     ranked, base = rank_candidates(candidates, queries, keys, 20)
-    found = Retrieval(ranked, ranked, candidates, candidates, candidates, base, queries, keys)
+    zeros = [np.zeros(len(c), dtype=np.float32) for c in candidates]
+    found = Retrieval(ranked, ranked, ranked, candidates, candidates, candidates, base, zeros, base, queries, keys)
     histories = [rng.choice(N_ITEMS, 3, replace=False) for _ in range(users)]
     return found, EvalCases([f"u{i}" for i in range(users)], histories, targets)
 

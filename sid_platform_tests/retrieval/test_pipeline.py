@@ -37,9 +37,11 @@ def test_the_candidates_are_the_union_of_the_top_prefixes_items_and_the_nearest_
     for user in range(len(HISTORIES)):
         assert sorted(found.prefix[user]) == sorted(trie.items_under(1, beams.prefixes[user]))
         assert set(found.ann[user]) == set(np.argsort(-cosine[user])[:2])
-        assert np.array_equal(found.candidates[user], np.union1d(found.prefix[user], found.ann[user]))
+        beam = beams.items[user][beams.items[user] >= 0]
+        union = np.union1d(np.union1d(found.prefix[user], found.ann[user]), beam)
+        assert np.array_equal(found.candidates[user], union)
         assert np.allclose(found.base_scores[user], cosine[user, found.candidates[user]])
-    assert set(found.seconds) == {"encode", "beam_search", "ann_search", "union", "rank"}
+    assert set(found.seconds) == {"encode", "beam_search", "ann_search", "union", "generative_scores", "rank"}
 
 
 def test_the_hybrid_ranking_orders_the_union_by_cosine_and_the_generative_one_is_the_beam():
@@ -143,13 +145,13 @@ def test_retrieval_in_user_batches_is_exactly_one_call_over_all_users(many_users
     batched = retrieve(router, trie, index, histories, 10, 20, exclude_history, lines.append, "toy", batch_size=512)
     whole = retrieve(router, trie, index, histories, 10, 20, exclude_history, batch_size=1024)  # one batch
     assert 512 < len(histories) <= 1024
-    for name in ("generative", "hybrid_cosine"):
+    for name in ("generative", "hybrid_cosine", "fused"):
         assert np.array_equal(getattr(batched, name), getattr(whole, name)), name
-    for name in ("prefix", "ann", "candidates", "base_scores"):
+    for name in ("prefix", "ann", "candidates", "base_scores", "log_probs", "fused_scores"):
         pairs = zip(getattr(batched, name), getattr(whole, name), strict=True)
         assert all(np.array_equal(a, b) for a, b in pairs), name
     assert torch.equal(batched.queries, whole.queries) and torch.equal(batched.keys, whole.keys)
-    assert list(batched.seconds) == ["encode", "beam_search", "ann_search", "union", "rank"]
+    assert list(batched.seconds) == ["encode", "beam_search", "ann_search", "union", "generative_scores", "rank"]
     assert lines[-1].startswith(f"toy: {len(histories)}/{len(histories)} users") and lines[-1].endswith("done")
     with pytest.raises(ValueError, match="multiple of 512"):
         retrieve(router, trie, index, histories, 10, 20, batch_size=100)

@@ -105,5 +105,5 @@ def test_no_histories_give_no_rows_and_rank_nothing():
 
 
 def test_a_model_the_code_cannot_serve_is_refused_when_the_bundle_loads():
-    with pytest.raises(ValueError, match="cannot serve 'gru4rec'; it serves sasrec, router_hybrid_cosine"):
+    with pytest.raises(ValueError, match="cannot serve 'gru4rec'; it serves sasrec, router_generative"):
         ServedModel.of({}, "gru4rec")

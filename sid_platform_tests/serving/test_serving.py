@@ -21,7 +21,6 @@ from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
 from sid_platform.sequences import exclude_seen
 from sid_platform.serving import (
     RANKERS,
-    SERVING_MODEL,
     dpo_ranking,
     encode_histories,
     item_lists,
@@ -29,7 +28,7 @@ from sid_platform.serving import (
     load_router,
     load_sasrec,
 )
-from sid_platform.serving.evaluation import evaluate_retrieval
+from sid_platform.serving.evaluation import evaluate_retrieval, serving_model
 from sid_platform_tests.retrieval.test_pipeline import HISTORIES, TARGETS, toy
 
 ITEMS = [f"i{i}" for i in range(5)]
@@ -39,7 +38,20 @@ def test_histories_are_encoded_in_the_models_vocabulary_and_rankings_decoded_bac
     encoded = encode_histories(["a", "b", "c"], [["c", "a"], ["zz", "b"], []])
     assert [h.tolist() for h in encoded] == [[2, 0], [1], []] and encoded[2].dtype == np.int64
     assert item_lists(np.array([[2, 0, -1], [-1, -1, -1]]), ["a", "b", "c"]) == [["c", "a"], []]
-    assert SERVING_MODEL in RANKERS and set(RANKERS) == {"sasrec", "router_hybrid_cosine", "router_hybrid_dpo"}
+    assert set(RANKERS) == {"sasrec", "router_generative", "router_hybrid_cosine", "router_fused", "router_fused_dpo"}
+
+
+def test_the_serving_model_is_the_best_servable_ranking_on_validation():
+    valid = {
+        "popularity": {"recall@10": 0.9, "ndcg@10": 0.9},  # not servable by the bundle
+        "sasrec": {"recall@10": 0.08, "ndcg@10": 0.04},
+        "router_fused": {"recall@10": 0.09, "ndcg@10": 0.03},
+        "router_fused_dpo": {"recall@10": 0.09, "ndcg@10": 0.05},  # same recall, better NDCG
+    }
+    assert serving_model(valid) == "router_fused_dpo"
+    assert serving_model({**valid, "sasrec": {"recall@10": 0.1, "ndcg@10": 0.0}}) == "sasrec"
+    with pytest.raises(ValueError, match="no servable ranking"):
+        serving_model({"popularity": {"recall@10": 1.0}})
 
 
 def test_stored_models_are_refused_when_they_do_not_fit_the_data():
@@ -97,13 +109,14 @@ def test_the_routers_rankings_are_evaluated_from_the_stored_candidates(exclude_h
     protocol = Protocol(exclude_history=exclude_history, ks=(1, 3), split="test")
     lines: list[str] = []
     result = evaluate_retrieval(candidates, test, protocol, reranker, on_progress=lines.append)
-    assert [line.split(":")[0] for line in lines] == ["evaluation (test users)"] and "router_hybrid_dpo" in lines[0]
+    assert [line.split(":")[0] for line in lines] == ["evaluation (test users)"] and "router_fused_dpo" in lines[0]
     found = candidates.retrieval("test", test)
     histories = HISTORIES if exclude_history else None
     assert result["metrics"] == {
         "router_generative": ranking_metrics(found.generative, TARGETS, (1, 3)),
         "router_hybrid_cosine": ranking_metrics(found.hybrid_cosine, TARGETS, (1, 3)),
-        "router_hybrid_dpo": ranking_metrics(dpo_ranking(reranker, found, 3, histories), TARGETS, (1, 3)),
+        "router_fused": ranking_metrics(found.fused, TARGETS, (1, 3)),
+        "router_fused_dpo": ranking_metrics(dpo_ranking(reranker, found, 3, histories), TARGETS, (1, 3)),
     }
     assert result["channels"] == candidates.test.report.as_dict()
     assert result["retrieval_ms_per_user"] == {k: 1000 * s / 4 for k, s in candidates.test.seconds.items()}

@@ -1,0 +1,59 @@
+"""Exact generative scoring of candidates and the fused ranking, on the toy trie of ``test_pipeline``."""
+
+import numpy as np
+import torch
+
+from sid_platform.data.split import EvalCases
+from sid_platform.retrieval.beam_search import constrained_beam_search
+from sid_platform.retrieval.generative import fused_scores, generative_log_probs
+from sid_platform.retrieval.pipeline import retrieve
+from sid_platform.retrieval.training import FUSION_WEIGHTS, choose_fusion_weight
+from sid_platform_tests.retrieval.test_pipeline import HISTORIES, SIDS, TARGETS, toy
+
+
+def test_exact_scores_equal_the_beam_search_scores_of_the_ids_both_produce():
+    router, trie, _ = toy(seed=3)
+    states = router.user_states(HISTORIES)
+    beams = constrained_beam_search(router, states, trie, len(SIDS))  # every ID: beam as wide as the catalog
+    every = [np.arange(len(SIDS))] * len(HISTORIES)
+    exact = generative_log_probs(router, states, trie, every)
+    for user in range(len(HISTORIES)):
+        found = beams.items[user] >= 0
+        assert found.sum() == len(SIDS)
+        assert np.allclose(exact[user][beams.items[user][found]], beams.scores[user][found], atol=1e-6)
+        assert np.isclose(np.exp(exact[user]).sum(), 1.0, atol=1e-5)  # a distribution over the IDs that exist
+
+
+def test_scores_of_a_subset_do_not_depend_on_the_other_candidates_or_users():
+    router, trie, _ = toy(seed=4)
+    states = router.user_states(HISTORIES)
+    full = generative_log_probs(router, states, trie, [np.arange(5)] * 4)
+    some = generative_log_probs(router, states[1:2], trie, [np.array([4, 0])])
+    assert np.allclose(some[0], full[1][[4, 0]], atol=1e-6)
+
+
+def test_the_fused_ranking_only_reorders_the_candidates_and_weight_zero_is_the_cosine_ranking():
+    router, trie, index = toy(n_prefixes=1, top_n=2, seed=5)
+    found = retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2)
+    for user, items in enumerate(found.candidates):
+        row = found.fused[user][found.fused[user] >= 0]
+        assert set(row.tolist()) <= set(items.tolist()) and len(row) == min(5, len(items))
+        expected = fused_scores(found.base_scores[user], found.log_probs[user], float(router.fusion_weight), 0.05)
+        assert np.allclose(found.fused_scores[user], expected)
+    assert float(router.fusion_weight) == 0.0
+    assert all(np.array_equal(a, b) for a, b in zip(found.fused, found.hybrid_cosine, strict=True))
+    with torch.no_grad():
+        router.fusion_weight.fill_(50.0)  # the generative term dominates: the fused order follows log p
+    heavy = retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2)
+    for user, items in enumerate(heavy.candidates):
+        by_log_p = items[np.argsort(-heavy.log_probs[user], kind="stable")][:5]
+        assert heavy.fused[user][: len(by_log_p)].tolist() == by_log_p.tolist()
+
+
+def test_the_fusion_weight_is_chosen_on_the_given_users_from_the_grid():
+    router, trie, _ = toy(n_prefixes=1, seed=6)
+    recall = choose_fusion_weight(router, trie, EvalCases(list("abcd"), HISTORIES, TARGETS), False, ann_top_n=2)
+    assert list(recall) == [f"{w:g}" for w in FUSION_WEIGHTS]
+    best = max(recall.values())
+    assert recall[f"{float(router.fusion_weight):g}"] == best
+    assert float(router.fusion_weight) == min(w for w in FUSION_WEIGHTS if recall[f"{w:g}"] == best)
