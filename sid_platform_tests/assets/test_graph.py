@@ -21,6 +21,7 @@ from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.retrieval.stored import Candidates
 from sid_platform.semantic_ids import CodebooksCheckpoint
+from sid_platform.serving.evaluation import serving_model
 from sid_platform.storage import LocalBlobStore
 from sid_platform_tests.assets.conftest import MainRun
 
@@ -110,8 +111,11 @@ def test_the_evaluation_document_says_its_protocol_and_is_written_as_json(main_r
     assert document["test"]["protocol"]["split"] == "test" and document["valid"]["protocol"]["split"] == "valid"
     assert (main_run.home / "runs" / main_run.result.run_id / "evaluation.json").is_file()
     meta = main_run.metadata["evaluation"]
-    assert meta["serving_model"] == "router_hybrid_dpo" == document["serving"]["model"]
-    assert meta["serving_recall@10"] == document["test"]["metrics"]["router_hybrid_dpo"]["recall@10"]
+    model = serving_model(document["valid"]["metrics"])  # chosen on validation users
+    assert meta["serving_model"] == model == document["serving"]["model"]
+    assert meta["serving_recall@10"] == document["test"]["metrics"][model]["recall@10"]
+    assert document["serving"]["valid_recall@10"] == document["valid"]["metrics"][model]["recall@10"]
+    assert document["serving"]["baseline_valid_recall@10"] == document["valid"]["metrics"]["sasrec"]["recall@10"]
 
 
 def test_every_trainer_reports_its_epochs_and_logs_one_mlflow_run(main_run: MainRun):
@@ -195,7 +199,7 @@ def test_every_long_step_logs_its_progress_to_the_run(in_main_run_home: MainRun)
         "DPO study, variant 2/3: unbounded, hard negatives",
         "reranker (bounded, random negatives): finished after 5 epochs",
         "evaluation (test users): sasrec: ",
-        "evaluation (valid users): router_hybrid_dpo reranking: ",
+        "evaluation (valid users): router_fused_dpo reranking: ",
         "run report: ",
     ):
         assert any(message.startswith(start) for message in messages), start

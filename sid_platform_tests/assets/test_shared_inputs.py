@@ -2,11 +2,16 @@
 reranker and the evaluation, which must therefore agree with each other and with what the bundle serves."""
 
 import numpy as np
+import pandas as pd
 
 from sid_platform.data.split import ItemVocab, UserSequences
-from sid_platform.evaluation.metrics import ranking_metrics
-from sid_platform.reranking.study import BASE, SERVED, TEST
-from sid_platform.serving import RANKERS, encode_histories, load_codebooks
+from sid_platform.evaluation.metrics import rank_with_scorer, ranking_metrics
+from sid_platform.registry import Tracking, download_version
+from sid_platform.registry.bundle import load_bundle
+from sid_platform.registry.promotion import champion
+from sid_platform.reranking.study import BASE, TEST
+from sid_platform.serving import RANKERS, encode_histories, load_codebooks, load_reranker, load_sasrec
+from sid_platform.serving.rankers import router_rankings
 from sid_platform_tests.assets.conftest import MainRun
 
 
@@ -38,10 +43,10 @@ def test_candidates_hold_every_evaluated_users_retrieval(main_run: MainRun):
             k,
         )
         assert found.queries.shape == (len(cases), candidates.keys.shape[1])
-        assert np.all(stored.channels > 0)  # every candidate came from a channel
         for union, prefix, ann in zip(found.candidates, found.prefix, found.ann, strict=True):
-            assert np.array_equal(union, np.union1d(prefix, ann))
-        assert set(stored.seconds) == {"encode", "beam_search", "ann_search", "union", "rank"}
+            assert set(np.union1d(prefix, ann).tolist()) <= set(union.tolist())  # the beams' IDs join them
+        assert np.all(stored.generative[np.isin(stored.generative, stored.items, invert=True)] == -1)
+        assert set(stored.seconds) == {"encode", "beam_search", "ann_search", "union", "generative_scores", "rank"}
 
 
 def test_the_evaluation_and_the_reranker_read_the_same_candidates(main_run: MainRun):
@@ -55,7 +60,7 @@ def test_the_evaluation_and_the_reranker_read_the_same_candidates(main_run: Main
     assert metrics["router_hybrid_cosine"] == ranking_metrics(candidates.test.hybrid_cosine, targets, (5, 10, 20))
     # The study's base and served rows on the test users are the evaluation's cosine and reranked rankings.
     rows = {(row["variant"], row["users"]): row for row in study.study}
-    for name, model in ((BASE, "router_hybrid_cosine"), (SERVED, "router_hybrid_dpo")):
+    for name, model in ((BASE, "router_hybrid_cosine"),):
         for metric in ("recall@10", "ndcg@10"):
             assert rows[(name.label, TEST.label)][metric] == metrics[model][metric], (name, metric)
     ms = document["test"]["retrieval_ms_per_user"]
@@ -77,3 +82,35 @@ def test_the_bundle_serves_the_rankings_that_were_measured(main_run: MainRun):
         served = np.asarray([[index[item] for item in row] for row in rank(components, histories, 20)])
         figures = main_run.outputs["evaluation"]["test"]["metrics"][name]
         assert ranking_metrics(served, sequences.test.targets, (5, 10, 20)) == figures, name
+
+
+def test_the_champions_predict_returns_the_evaluated_lists_whatever_the_batch(main_run: MainRun, tmp_path):
+    """The registered champion's ``predict`` gives each test user exactly the list the evaluation scored for the
+    serving model: all users in one batch, a sample of users alone, and every user in shuffled batches of 7."""
+    document = main_run.outputs["evaluation"]
+    serving, sequences = document["serving"]["model"], main_run.outputs["user_sequences"]
+    item_ids = sequences.vocab.item_ids
+    if serving == "sasrec":
+        sasrec = load_sasrec(main_run.outputs["sasrec_model"])
+        evaluated = rank_with_scorer(sasrec.model.score, sequences.test.histories, 20, exclude_history=False)
+    else:
+        found = main_run.outputs["candidates"].retrieval("test", sequences.test)
+        reranker = load_reranker(main_run.outputs["dpo_checkpoint"])
+        evaluated = router_rankings(found, reranker, 20)[serving]
+    assert ranking_metrics(evaluated, sequences.test.targets, (5, 10, 20)) == document["test"]["metrics"][serving]
+    expected = [[item_ids[i] for i in row if i >= 0][:10] for row in evaluated]
+    tracking = Tracking.resolve(main_run.outputs["model_promotion"]["tracking_uri"])
+    bundle = load_bundle(download_version(tracking, champion(tracking.client, "sid-recommender"), tmp_path / "m"))
+
+    def predict(rows: list[int]) -> list[list[str]]:
+        frame = pd.DataFrame({"history": [[item_ids[i] for i in sequences.test.histories[r]] for r in rows]})
+        return [list(items) for items in bundle.predict(None, frame, params={"k": 10})["items"]]
+
+    users = list(range(len(sequences.test)))
+    assert predict(users) == expected
+    for user in users[:: max(1, len(users) // 25)]:
+        assert predict([user]) == [expected[user]], user
+    order = np.random.default_rng(0).permutation(users).tolist()
+    for start in range(0, len(order), 7):
+        rows = order[start : start + 7]
+        assert predict(rows) == [expected[r] for r in rows], rows
