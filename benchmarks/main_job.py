@@ -1,5 +1,7 @@
 """Run the main job (what ``make demo`` runs) and record the evaluation table, the retrieval channels and costs,
-wall time, and the training of SASRec and the router.
+wall time, the training of SASRec and the router, the serving model chosen on validation, and the candidate
+curve (per channel setting: candidates per user, coverage, and the fused Recall@10 over the candidates against
+the same score over the full catalog) on a sample of validation users.
 
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --profile default
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --exclude-history
@@ -14,8 +16,11 @@ import time
 
 from benchmarks.results_file import write_result
 from sid_platform.automation.run import run_main_job
-from sid_platform.evaluation.report import metrics_table
+from sid_platform.data.split import EvalCases
+from sid_platform.evaluation.report import markdown_table, metrics_table
 from sid_platform.profiles import PROFILE_NAMES
+from sid_platform.retrieval.curve import candidate_curve
+from sid_platform.serving import load_codebooks, load_router
 from sid_platform.serving.evaluation import channels_table
 
 
@@ -23,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", choices=PROFILE_NAMES, default="default")
     parser.add_argument("--exclude-history", action="store_true", help="mask items already in the history")
+    parser.add_argument("--curve-users", type=int, default=2000, help="validation users the candidate curve scores")
     args = parser.parse_args()
     extra = {"resources": {"evaluation_protocol": {"config": {"exclude_history": args.exclude_history}}}}
     started = time.perf_counter()
@@ -44,6 +50,10 @@ def main() -> None:
     for name, meta in training.items():
         print(f"{name}: trained {meta.get('train_seconds')}s, best epoch {meta.get('best_epoch')}")
     print(f"wall time {wall:.0f}s")
+    print("serving:", document["serving"])
+    curve_started = time.perf_counter()
+    curve = validation_curve(result, args.curve_users)
+    print(markdown_table(list(curve[0]), [tuple(point.values()) for point in curve]))
     name = f"main_job_{args.profile}" + ("_masked" if args.exclude_history else "")
     path = write_result(
         name,
@@ -54,9 +64,26 @@ def main() -> None:
             "test": document["test"],
             "valid": document["valid"],
             "training": training,
+            "serving": document["serving"],
+            "candidate_curve": {
+                "users": "first validation users, in user order",
+                "n_users": args.curve_users,
+                "seconds": round(time.perf_counter() - curve_started, 1),
+                "points": curve,
+            },
         },
     )
     print(f"wrote {path}")
+
+
+def validation_curve(result, users: int) -> list[dict]:
+    """The candidate curve of the run's router on its first ``users`` validation users."""
+    router = load_router(result.output_for_node("router_checkpoint"))
+    codebooks = load_codebooks(result.output_for_node("codebooks"))
+    trie = codebooks.trie(result.output_for_node("usid_table"), router.item_ids)
+    valid = result.output_for_node("user_sequences").valid
+    sample = EvalCases(valid.user_ids[:users], valid.histories[:users], valid.targets[:users])
+    return [point.as_dict() for point in candidate_curve(router.model, trie, sample)]
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ each candidate's full ID is scored exactly: the sum over levels of the trie-cons
 same quantity beam search accumulates. The decoder state of a prefix does not depend on the item below
 it, so each distinct (user, prefix) pair gets ONE decoder pass per level, however many candidates share it.
 
-The fused score (LIGER's hybrid) is ``cosine + weight · temperature · log p(ID)``: the dense head's softmax
-logit is ``cosine / temperature``, so ``weight`` trades the two log-probabilities on one scale and the
-result stays in cosine units (the bounded reranker's α keeps its meaning). ``weight`` is chosen on
-validation users.
+The fused score (LIGER's hybrid) is ``dense + weight · log p(ID) / scale``: the dense head's softmax logit is
+``dense · scale`` (``scale`` = 1 / temperature for cosine, 1 for a dot product), so ``weight`` trades the two
+log-probabilities on one scale and the result stays in the dense score's units (the bounded reranker's α
+keeps its meaning). ``weight`` is chosen on validation users.
 """
 
 from __future__ import annotations
@@ -75,6 +75,6 @@ def _unique_first(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     return uniq, first, inverse
 
 
-def fused_scores(cosine: np.ndarray, log_probs: np.ndarray, weight: float, temperature: float) -> np.ndarray:
-    """``cosine + weight · temperature · log p``: the two heads' log-probabilities on the cosine scale."""
-    return (np.asarray(cosine, dtype=np.float32) + np.float32(weight * temperature) * log_probs).astype(np.float32)
+def fused_scores(dense: np.ndarray, log_probs: np.ndarray, weight: float, scale: float) -> np.ndarray:
+    """``dense + weight · log p / scale``: the two heads' log-probabilities on the dense score's scale."""
+    return (np.asarray(dense, dtype=np.float32) + np.float32(weight / scale) * log_probs).astype(np.float32)

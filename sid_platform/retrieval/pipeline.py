@@ -41,7 +41,7 @@ class Retrieval:
     candidates: list[np.ndarray]  # per user, the union (sorted item indices)
     base_scores: list[np.ndarray]  # per user, cosine of each candidate, aligned with ``candidates``
     log_probs: list[np.ndarray]  # per user, exact generative log p(ID) of each candidate, aligned likewise
-    fused_scores: list[np.ndarray]  # per user, cosine + weight · temperature · log p, aligned likewise
+    fused_scores: list[np.ndarray]  # per user, dense + weight · log p / scale, aligned likewise
     queries: torch.Tensor  # [users, d] normalized query vectors
     keys: torch.Tensor  # [n_items, d] normalized item vectors the base scores were computed against
     seconds: dict[str, float] = field(default_factory=dict)
@@ -138,8 +138,8 @@ def _retrieve_batch(
     log_probs = generative_log_probs(model, states, trie, candidates)
     lap("generative_scores")
     hybrid, base_scores = rank_candidates(candidates, queries, keys, depth)
-    weight, temperature = float(model.fusion_weight), model.cfg.temperature
-    fused = [fused_scores(b, lp, weight, temperature) for b, lp in zip(base_scores, log_probs, strict=True)]
+    weight, scale = float(model.fusion_weight), model.score_scale
+    fused = [fused_scores(b, lp, weight, scale) for b, lp in zip(base_scores, log_probs, strict=True)]
     return {
         "generative": beams.items,
         "hybrid": hybrid,

@@ -42,7 +42,8 @@ class RouterConfig:
     dropout: float = 0.3
     use_item_embedding: bool = True  # one learned vector per item beside its code embeddings
     use_content: bool = True  # project the item's content embedding into its token
-    temperature: float = 0.05  # cosine softmax temperature of the ANN head
+    dense_score: str = "cosine"  # ANN head: "cosine" (query/key heads, / temperature) or "dot" (state · tied token)
+    temperature: float = 0.05  # cosine softmax temperature of the ANN head (unused by "dot")
     num_negatives: int = 2048  # uniform negatives per batch beside the batch's own items; 0 = full catalog
     generative_weight: float = 1.0
     ann_weight: float = 1.0
@@ -58,6 +59,9 @@ class RouterConfig:
     seed: int = 0
 
 
+DENSE_SCORES = ("cosine", "dot")
+
+
 class SemanticRouter(nn.Module):
     """History tokens → user state → (per-level code logits, ANN query vector)."""
 
@@ -70,6 +74,8 @@ class SemanticRouter(nn.Module):
     ) -> None:
         """``item_sids``: [n_items, depth] tokens (codes, then suffix); ``content``: [n_items, c] or None."""
         super().__init__()
+        if cfg.dense_score not in DENSE_SCORES:
+            raise ValueError(f"dense_score must be one of {', '.join(DENSE_SCORES)}, got {cfg.dense_score!r}")
         self.cfg = cfg
         d = cfg.hidden_dim
         self.vocab_sizes = list(vocab_sizes)
@@ -144,14 +150,19 @@ class SemanticRouter(nn.Module):
         h = self.encoder(x, mask=self.causal_mask[:length, :length], is_causal=True)
         return self.norm(h)
 
+    @property
+    def score_scale(self) -> float:
+        """What turns a dense score into the head's softmax logit: 1 / temperature for cosine, 1 for dot."""
+        return 1.0 / self.cfg.temperature if self.cfg.dense_score == "cosine" else 1.0
+
     def item_keys(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """[n_items, d] L2-normalized item vectors: what the FAISS index holds."""
+        """[n_items, d] item vectors (the FAISS index holds them): normalized keys, or the tied tokens for dot."""
         tokens = self.item_tokens() if tokens is None else tokens
-        return nn.functional.normalize(self.key(tokens), dim=-1)
+        return tokens if self.cfg.dense_score == "dot" else nn.functional.normalize(self.key(tokens), dim=-1)
 
     def user_queries(self, states: torch.Tensor) -> torch.Tensor:
-        """[..., d] states → L2-normalized query vectors in the item vectors' space."""
-        return nn.functional.normalize(self.query(states), dim=-1)
+        """[..., d] states → query vectors in the item vectors' space (normalized for cosine, the state for dot)."""
+        return states if self.cfg.dense_score == "dot" else nn.functional.normalize(self.query(states), dim=-1)
 
     def level_logits(self, states: torch.Tensor, level: int) -> torch.Tensor:
         """[..., d] decoder states → [..., vocab(level)] logits of token ``level``."""
@@ -171,8 +182,8 @@ class SemanticRouter(nn.Module):
         return loss
 
     def ann_loss(self, states: torch.Tensor, targets: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """Softmax over cosine / temperature against ``keys`` (rows = the candidate items; targets index rows)."""
-        logits = self.user_queries(states) @ keys.T / self.cfg.temperature
+        """Softmax over the dense score against ``keys`` (rows = the candidate items; targets index rows)."""
+        logits = self.user_queries(states) @ keys.T * self.score_scale
         return nn.functional.cross_entropy(logits, targets)
 
     @torch.no_grad()

@@ -70,7 +70,7 @@ def choose_fusion_weight(
     depth = ranking_depth(10, cases.histories, exclude_history)
     recall = {}
     for weight in FUSION_WEIGHTS:
-        fused = [fused_scores(c, lp, weight, cfg.temperature) for c, lp in zip(cosine, log_probs, strict=True)]
+        fused = [fused_scores(c, lp, weight, model.score_scale) for c, lp in zip(cosine, log_probs, strict=True)]
         ranked = top_by_score(candidates, fused, depth)
         ranked = exclude_seen(ranked, cases.histories, 10) if exclude_history else ranked[:, :10]
         recall[f"{weight:g}"] = recall_at_k(ranked, cases.targets, 10)
