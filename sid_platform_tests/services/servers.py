@@ -39,7 +39,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(ready: Callable[[], bool], what: str, process: subprocess.Popen | None, timeout: float, log: Path) -> None:
+def wait_until(
+    ready: Callable[[], bool], what: str, process: subprocess.Popen | None, timeout: float, log: Path
+) -> None:
     """Poll ``ready`` until it holds; fail with the server's log when the process dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,9 +106,7 @@ class Postgres:
     def connect(self, database: str):  # -> psycopg2 connection
         import psycopg2
 
-        return psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=database
-        )
+        return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password, dbname=database)
 
     def create_database(self, name: str) -> None:
         connection = self.connect("postgres")
@@ -126,7 +126,9 @@ def _as_cluster_owner() -> tuple[list[str], int | None, int | None]:
     try:
         owner = pwd.getpwnam("postgres")
     except KeyError as error:
-        raise ServerUnavailable("running as root and no 'postgres' user to own the cluster (initdb refuses root)") from error
+        raise ServerUnavailable(
+            "running as root and no 'postgres' user to own the cluster (initdb refuses root)"
+        ) from error
     runuser = shutil.which("runuser")
     if runuser is None:
         raise ServerUnavailable("running as root and no runuser to drop to the 'postgres' user")
