@@ -26,10 +26,10 @@ from sid_platform.settings import (
     HOME_ENV,
     S3_BUCKET_ENV,
     S3_ENDPOINT_ENV,
-    TRACKING_URI_ENV,
 )
 from sid_platform_tests.services.servers import (
     FAKE_AWS,
+    Mlflow,
     Postgres,
     ServerUnavailable,
     mlflow_server,
@@ -61,16 +61,22 @@ def instance_yaml(s3_endpoint: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Cluster:
-    """The servers, the environment a run pod would have, and the two runs made with it."""
+    """The servers, the environment a run pod would have, and the two runs made with it.
+
+    Talking to MLflow needs the platform user's credentials: a test that does takes ``in_cluster``."""
 
     postgres: Postgres
     s3_endpoint: str
-    tracking_uri: str
+    mlflow: Mlflow
     env: dict[str, str]
     sid_home: Path
     dagster_home: Path
     first: ExecuteInProcessResult
     second: ExecuteInProcessResult
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow.uri
 
     def s3(self) -> Any:
         return boto3.client("s3", endpoint_url=self.s3_endpoint, **_boto_credentials())
@@ -90,9 +96,7 @@ class Cluster:
             connection.close()
 
 
-def _environment(
-    root: Path, postgres: Postgres, s3_endpoint: str, tracking_uri: str
-) -> tuple[dict[str, str], Path, Path]:
+def _environment(root: Path, postgres: Postgres, s3_endpoint: str, mlflow: Mlflow) -> tuple[dict[str, str], Path, Path]:
     sid_home, dagster_home = root / "sid_home", root / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml(s3_endpoint)))
@@ -103,7 +107,7 @@ def _environment(
         DEPLOYMENT_ENV: "k8s",
         S3_BUCKET_ENV: BUCKET,
         S3_ENDPOINT_ENV: s3_endpoint,
-        TRACKING_URI_ENV: tracking_uri,
+        **mlflow.client_env(),  # the tracking URI and the platform's MLflow user (basic auth)
         # deploy/dagster.yaml reads its database from these (the chart's Secret gives the password)
         "DAGSTER_PG_HOST": postgres.host,
         "DAGSTER_PG_PORT": str(postgres.port),
@@ -125,15 +129,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             # Versioned, so a file written and then deleted (the router's resume file) leaves its trace.
             s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
             backend = postgres.uri("mlflow", driver="postgresql+psycopg2")
-            with mlflow_server(backend, f"s3://{BUCKET}/mlflow", s3_endpoint) as tracking_uri:
-                env, sid_home, dagster_home = _environment(root, postgres, s3_endpoint, tracking_uri)
+            with mlflow_server(backend, f"s3://{BUCKET}/mlflow", s3_endpoint) as mlflow:
+                env, sid_home, dagster_home = _environment(root, postgres, s3_endpoint, mlflow)
                 with pytest.MonkeyPatch.context() as monkeypatch:
                     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
                     for name, value in env.items():
                         monkeypatch.setenv(name, value)
                     first = run_main_job("test")
                     second = run_main_job("test", assets=SECOND_RUN_ASSETS)
-                yield Cluster(postgres, s3_endpoint, tracking_uri, env, sid_home, dagster_home, first, second)
+                yield Cluster(postgres, s3_endpoint, mlflow, env, sid_home, dagster_home, first, second)
     except ServerUnavailable as reason:
         pytest.skip(str(reason))
 

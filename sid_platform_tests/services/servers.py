@@ -23,6 +23,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 LOOPBACK = "127.0.0.1"
 # moto accepts any credentials; these are not secrets, only what boto3 needs to sign a request.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -206,27 +208,68 @@ def moto_server() -> Iterator[str]:
 # --- MLflow tracking server -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Mlflow:
+    """A running tracking server and the user the platform's processes log in as (basic auth)."""
+
+    uri: str
+    username: str
+    password: str
+
+    def client_env(self) -> dict[str, str]:
+        """What a client process needs: the deployment's ConfigMap and ``sid-platform-mlflow-client`` Secret."""
+        return {
+            "MLFLOW_TRACKING_URI": self.uri,
+            "MLFLOW_TRACKING_USERNAME": self.username,
+            "MLFLOW_TRACKING_PASSWORD": self.password,
+        }
+
+
+AUTH_INI = """[mlflow]
+default_permission = READ
+database_uri = sqlite:///{database}
+admin_username = admin
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = 60
+"""
+
+
 @contextmanager
-def mlflow_server(backend_store_uri: str, artifacts_destination: str, s3_endpoint: str) -> Iterator[str]:
-    """``mlflow server`` on a free loopback port with the given backend store and a proxied S3 artifact store;
-    yields its tracking URI. The backend URI (it holds the password) goes in the environment, as the
-    deployment's Secret does, not on the command line."""
+def mlflow_server(backend_store_uri: str, artifacts_destination: str, s3_endpoint: str) -> Iterator[Mlflow]:
+    """``mlflow server`` as ``deploy/k8s/mlflow-server.yaml`` runs it, on a free loopback port: MLflow's basic-auth
+    app, the given backend store, artifacts proxied to S3. Passwords and the backend URI (it holds the database
+    password) go in the environment, as the deployment's Secrets do, never in a file or on the command line; the
+    auth store is SQLite beside a generated config. Yields the server with a platform user made by the admin."""
     port = free_port()
-    log = Path(tempfile.mkstemp(prefix="sid-mlflow-", suffix=".log")[1])
+    root = Path(tempfile.mkdtemp(prefix="sid-mlflow-"))
+    log, config = root / "server.log", root / "basic_auth.ini"
+    config.write_text(AUTH_INI.format(database=root / "auth.db"))
+    admin_password = secrets.token_urlsafe(16)
     env = {
         **os.environ,
         **FAKE_AWS,
         "MLFLOW_BACKEND_STORE_URI": backend_store_uri,
         "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),  # the auth app's CSRF key; required
     }
-    command = [sys.executable, "-m", "mlflow", "server", "--host", LOOPBACK, "--port", str(port), "--workers", "1"]
-    command += ["--artifacts-destination", artifacts_destination]
+    command = [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", LOOPBACK]
+    command += ["--port", str(port), "--workers", "1", "--artifacts-destination", artifacts_destination]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     uri = f"http://{LOOPBACK}:{port}"
     try:
         wait_until(lambda: _http_ok(f"{uri}/health"), "mlflow server", process, 180, log)
-        yield uri
+        server = Mlflow(uri, "sid-platform", secrets.token_urlsafe(16))
+        created = requests.post(
+            f"{uri}/api/2.0/mlflow/users/create",
+            json={"username": server.username, "password": server.password},
+            auth=("admin", admin_password),
+            timeout=30,
+        )
+        created.raise_for_status()
+        yield server
     finally:
         _stop(process)
-        log.unlink(missing_ok=True)
+        shutil.rmtree(root, ignore_errors=True)

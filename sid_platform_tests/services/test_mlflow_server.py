@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 import pytest
+import requests
 
 from sid_platform.cli import main
 from sid_platform.registry import Tracking, champion, download_version, load_bundle
@@ -21,7 +22,15 @@ MODEL = "sid-recommender"
 LOGGED = {"sasrec_model", "codebooks", "router_checkpoint", "dpo_checkpoint", "evaluation", "model_promotion"}
 
 
-def test_the_training_runs_are_in_the_servers_postgres_store_with_artifacts_in_s3(cluster: Cluster):
+def test_the_server_refuses_a_client_without_credentials(cluster: Cluster):
+    response = requests.get(f"{cluster.tracking_uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=30)
+    assert response.status_code == 401  # MLflow's basic-auth app, as deploy/k8s/mlflow-server.yaml runs it
+    user = (cluster.mlflow.username, cluster.mlflow.password)
+    assert requests.get(response.url, auth=user, timeout=30).status_code == 200
+
+
+def test_the_training_runs_are_in_the_servers_postgres_store_with_artifacts_in_s3(in_cluster: Cluster):
+    cluster = in_cluster
     tracking = Tracking(cluster.tracking_uri)
     runs = tracking.client.search_runs(
         [tracking.experiment_id], filter_string=f"tags.dagster_run_id = '{cluster.first.run_id}'"
@@ -47,8 +56,9 @@ def test_the_training_runs_are_in_the_servers_postgres_store_with_artifacts_in_s
 
 
 def test_the_gate_promotes_rollback_moves_the_alias_and_the_champion_loads(
-    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture
+    in_cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture
 ):
+    cluster = in_cluster
     client = Tracking(cluster.tracking_uri).client
     assert int(champion(client, MODEL).version) == 2  # both runs passed the gate; the second is champion
     aliases = "SELECT alias, version FROM registered_model_aliases WHERE name = %s"

@@ -76,9 +76,10 @@ def test_nothing_is_written_to_the_local_data_home(cluster: Cluster):
     assert not cluster.sid_home.exists() or not any(cluster.sid_home.rglob("*")), sorted(cluster.sid_home.rglob("*"))
 
 
-def test_the_second_run_read_the_stored_assets_back(cluster: Cluster, tmp_path: Path):
+def test_the_second_run_read_the_stored_assets_back(in_cluster: Cluster, tmp_path: Path):
     """It recomputed only the Semantic-ID table (comparing it with the published one it read from the bucket) and
     registered a bundle whose components hold what the first run's did."""
+    cluster = in_cluster
     steps = {event.step_key for event in cluster.second.all_node_events if event.step_key}
     assert steps == {"usid_table", "usid_table_usid_unique", "model_promotion"}
     usid = next(
