@@ -82,6 +82,4 @@ def aws_session():
     """A boto3 session with moto's dummy credentials, so no test reads (or needs) real ones."""
     import boto3
 
-    return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")

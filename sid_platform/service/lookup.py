@@ -16,6 +16,7 @@ A USID is ``c1-…-cL-suffix``; its prefixes are the code strings ``c1``, ``c1-c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -142,7 +143,7 @@ class DynamoDBLookupStore:
             return
         except client.exceptions.ResourceNotFoundException:
             pass
-        try:
+        with contextlib.suppress(client.exceptions.ResourceInUseException):  # another replica created it first
             client.create_table(
                 TableName=self.table_name,
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -152,8 +153,6 @@ class DynamoDBLookupStore:
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
-        except client.exceptions.ResourceInUseException:  # another replica created it first
-            pass
         client.get_waiter("table_exists").wait(TableName=self.table_name)
 
     def write_usids(self, namespace: str, usids: Iterable[tuple[str, str]]) -> int:
@@ -175,7 +174,9 @@ class DynamoDBLookupStore:
         wanted = list(dict.fromkeys(item_ids))  # BatchGetItem refuses duplicate keys
         out: dict[str, str] = {}
         for start in range(0, len(wanted), DYNAMODB_BATCH_GET):
-            keys = [{"pk": f"{namespace}#item#{item}", "sk": "usid"} for item in wanted[start : start + DYNAMODB_BATCH_GET]]
+            keys = [
+                {"pk": f"{namespace}#item#{item}", "sk": "usid"} for item in wanted[start : start + DYNAMODB_BATCH_GET]
+            ]
             request: dict[str, Any] = {self.table_name: {"Keys": keys, "ProjectionExpression": "pk, usid"}}
             for attempt in range(8):
                 answer = self._resource.batch_get_item(RequestItems=request)
