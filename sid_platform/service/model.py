@@ -156,8 +156,20 @@ class ServiceModel:
     def precompute(self, limit: int | None = None) -> None:
         """The top ``cache_k`` of every known user's stored history (the first ``limit`` users by id)."""
         users = sorted(self.histories)[: limit if limit is not None else None]
-        for start in range(0, len(users), PRECOMPUTE_BATCH):
-            chunk = users[start : start + PRECOMPUTE_BATCH]
+        # Batches of equal-length histories: a model that pads a batch to its longest history then ranks each
+        # user as it would alone, so a cached answer is the answer the user would get from the model.
+        users.sort(key=lambda user: len(self.histories[user]))
+        batches: list[list[str]] = []
+        for user in users:
+            if (
+                batches
+                and len(batches[-1]) < PRECOMPUTE_BATCH
+                and len(self.histories[batches[-1][0]]) == len(self.histories[user])
+            ):
+                batches[-1].append(user)
+            else:
+                batches.append([user])
+        for chunk in batches:
             answers = self.rank([list(self.histories[user]) for user in chunk], self.cache.k)
             for user, answer in zip(chunk, answers, strict=True):
                 self.cache.put(user, self.histories[user], answer)

@@ -94,7 +94,7 @@ class ChampionWatcher:
         if previous is not None and previous.version != version:
             self._retained[previous.version] = previous  # kept for a rollback; anything older is dropped
         self.last_error = None
-        _LOG.info("serving champion v%s (was %s)", version, self._served(previous))
+        _LOG.info("serving champion v%s (was %s)", version, f"v{previous.version}" if previous else "nothing")
         self._tell("swapped", version, time.perf_counter() - started)
         return True
 
@@ -114,9 +114,8 @@ class ChampionWatcher:
             folder.cleanup()
             raise
 
-    def _served(self, model: ServiceModel | None = None) -> str:
-        model = self.current if model is None else model
-        return f"v{model.version}" if model is not None else "nothing"
+    def _served(self) -> str:
+        return f"v{self.current.version}" if self.current is not None else "nothing"
 
     def start(self) -> None:
         """Poll now and then every ``poll_seconds`` on a daemon thread, until ``stop``."""

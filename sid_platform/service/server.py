@@ -16,6 +16,7 @@ from sid_platform.service.app import create_app
 from sid_platform.service.lookup import DynamoDBLookupStore, InProcessLookupStore, LookupStore
 from sid_platform.service.model import DEFAULT_CACHE_K
 from sid_platform.service.reload import ChampionWatcher
+from sid_platform.settings import library_defaults
 from sid_platform.threads import use_threads
 
 DEFAULT_MODEL = "sid-recommender"
@@ -67,5 +68,6 @@ def serve(settings: ServiceSettings) -> None:
     """Run until interrupted; the champion loads in the background (``/readyz`` says when)."""
     import uvicorn
 
+    library_defaults(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")  # a log, not a terminal: no progress bars
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)

@@ -30,7 +30,9 @@ class Broken:
 
 class Fine(Broken):
     def recommend(self, history, user_id, k, with_reasons):
-        items = [{"item_id": "a", "sid": "1-2-0", "title": None, "channel": "ann", "base_score": 0.5, "final_score": 0.5}]
+        items = [
+            {"item_id": "a", "sid": "1-2-0", "title": None, "channel": "ann", "base_score": 0.5, "final_score": 0.5}
+        ]
         return Answer(items, None, ["zz"]), "none"
 
     def item(self, item_id, limit):
