@@ -183,7 +183,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     serve.set_defaults(func=_serve)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand and its flags (also read by the deploy tests, which check the manifests' arguments)."""
     parser = argparse.ArgumentParser(prog="sid-platform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="materialize every asset and print the evaluation table")
@@ -211,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     back.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else SQLite under SID_HOME")
     back.set_defaults(func=_rollback)
     _serve_parser(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except CommandError as error:
