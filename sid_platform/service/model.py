@@ -216,17 +216,17 @@ class ServiceModel:
             if stored is None:
                 raise UnknownUser(user_id)
             history = list(stored)
-        if stored is None:
+        if stored is None or user_id is None:
             return self.rank([history], k, with_reasons)[0], "none"
-        entry = self.cache.get(user_id)  # type: ignore[arg-type]
+        entry = self.cache.get(user_id)
         if entry is not None and entry.history == tuple(history) and k <= self.cache.k:
             cached = entry.answer
             return Answer(cached.items[:k], cached.fallback, cached.unknown_items), "hit"
         if entry is not None and entry.history != tuple(history):
-            self.cache.invalidate(user_id)  # type: ignore[arg-type]
+            self.cache.invalidate(user_id)
         answer = self.rank([history], k, with_reasons)[0]
         if k >= self.cache.k and with_reasons:
-            self.cache.put(user_id, history, answer)  # type: ignore[arg-type]
+            self.cache.put(user_id, history, answer)
         return answer, "miss"
 
     def search_text(self, query: str, k: int, history: list[str] | None, personalization: float) -> dict[str, Any]:

@@ -26,6 +26,9 @@ from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
 TEXT_ENCODERS = ("minilm", "t5", "clip")
 _ENCODERS: dict[tuple[str, str | None], Encoder] = {}  # one instance per model folder, kept across reloads
 _ENCODERS_LOCK = threading.Lock()
+# One query encoded at a time: the encoders are shared by the old and new champion during a swap, and a fast
+# tokenizer refuses concurrent use ("Already borrowed"); a query is one short text, so nothing waits long.
+_ENCODE_LOCK = threading.Lock()
 
 
 class SearchUnavailable(Exception):
@@ -49,7 +52,6 @@ class TextSearch:
     weights: list[float] | None
     tokenizer: SemanticTokenizer
     row_of: dict[str, int]
-    lock: threading.Lock  # fast tokenizers refuse concurrent use ("Already borrowed")
 
     @classmethod
     def of(cls, components: Mapping[str, Any], embedding_config: Mapping[str, Any]) -> TextSearch:
@@ -67,18 +69,17 @@ class TextSearch:
         weights = [float(w) for w in embedding_config.get("weights") or []] or None
         rows = {item: row for row, item in enumerate(embeddings.item_ids)}
         vectors = normalize_rows(embeddings.vectors)
-        return cls(list(embeddings.item_ids), vectors, encoders, weights, codebooks.tokenizer(), rows, threading.Lock())
+        return cls(list(embeddings.item_ids), vectors, encoders, weights, codebooks.tokenizer(), rows)
 
     def embed(self, text: str) -> np.ndarray:
         """The query's vector in the items' space: [1, d], as ``embed_items`` builds an item's."""
-        with self.lock:
+        with _ENCODE_LOCK:
             parts = [encoder.encode([text], batch_size=1) for encoder in self.encoders]
         return parts[0] if len(parts) == 1 and self.weights is None else fuse(parts, self.weights)
 
     def codes(self, vector: np.ndarray) -> list[int]:
         """The query's Semantic-ID codes (c1 … cL) under the champion's codebooks."""
-        with self.lock:
-            return [int(code) for code in self.tokenizer.encode(np.asarray(vector, dtype=np.float32))[0]]
+        return [int(code) for code in self.tokenizer.encode(np.asarray(vector, dtype=np.float32))[0]]
 
     def scores(self, vector: np.ndarray, items: list[str]) -> np.ndarray:
         """Cosine of the (unit) query to each item's vector."""

@@ -106,7 +106,7 @@ def server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="module")
 def direct(registry: Registry) -> ServiceModel:
     """The first champion loaded in this process, to compare the service's answers with."""
-    return ServiceModel.load(registry.folder, str(registry.first), InProcessLookupStore())
+    return ServiceModel.load(registry.folder, str(registry.first), InProcessLookupStore(), precompute_users=5)
 
 
 def _ids(items: list[dict]) -> list[str]:

@@ -8,6 +8,8 @@ service over a real champion is tested in ``sid_platform_tests/assets/test_servi
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -80,3 +82,35 @@ def test_metrics_count_requests_by_route_and_status_with_latency_and_the_champio
     assert 'endpoint="/items/{item_id}"' in text and "whatever-it-is" not in text
     assert 'sid_request_seconds_bucket{endpoint="/recommend",le="+Inf"} 2.0' in text
     assert "sid_request_seconds_sum" in text and "sid_champion_version 7.0" in text
+
+
+class Slow(Fine):
+    """Holds its request until released, to swap the champion while it is in flight."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def recommend(self, history, user_id, k, with_reasons):
+        self.entered.set()
+        assert self.release.wait(30)
+        return super().recommend(history, user_id, k, with_reasons)
+
+
+def test_a_request_in_flight_finishes_on_the_model_it_started_with_while_new_ones_get_the_new_one():
+    old, new = Slow("1"), Fine()
+    new.version = "2"
+    watcher = ChampionWatcher(Tracking("sqlite:////nonexistent/mlflow.db"), "m", InProcessLookupStore())
+    watcher.current = old
+    with TestClient(create_app(watcher, start_watcher=False)) as client:
+        answers: list[dict] = []
+        in_flight = threading.Thread(
+            target=lambda: answers.append(client.post("/recommend", json={"history": ["a"]}).json())
+        )
+        in_flight.start()
+        assert old.entered.wait(30)
+        watcher.current = new  # the swap, as the watcher does it
+        assert client.post("/recommend", json={"history": ["a"]}).json()["model_version"] == "2"
+        old.release.set()
+        in_flight.join(30)
+    assert [answer["model_version"] for answer in answers] == ["1"]
