@@ -10,7 +10,7 @@ export SID_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DATA),
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export SID_HOME ?= $(CURDIR)/.sid_home
 
-.PHONY: demo ui test lint install clean
+.PHONY: demo ui serve test lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ UI_PORT ?= 3000
 ui: $(STAMP)
 	$(BIN)/python -c "from sid_platform.automation.run import local_instance; local_instance()"  # the home as the demo makes it (dagster dev needs it to exist)
 	$(BIN)/dagster dev -w workspace.yaml -p $(UI_PORT)
+
+# The HTTP service over the registry's champion (after a run that promoted one); SERVE_PORT=8001 make serve.
+SERVE_PORT ?= 8000
+serve: $(STAMP)
+	$(BIN)/sid-platform serve --port $(SERVE_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -4,7 +4,7 @@
 ``run --config FILE.yaml`` does the same with a run config file (the YAML the Dagster launchpad takes)
 layered over the profile, checked before anything runs; ``config`` prints a profile's full run config as
 a starting point for such a file; ``rollback`` moves the registry's ``champion`` back to a former champion
-(the same function as ``rollback_job``).
+(the same function as ``rollback_job``); ``serve`` starts the HTTP service over the champion.
 """
 
 from __future__ import annotations
@@ -143,7 +143,48 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _serve(args: argparse.Namespace) -> int:
+    from sid_platform.service.server import ServiceSettings, serve
+
+    if args.poll_seconds <= 0 or args.cache_k < 1 or (args.precompute_users is not None and args.precompute_users < 0):
+        raise CommandError(["--poll-seconds must be positive, --cache-k at least 1, --precompute-users at least 0"])
+    settings = ServiceSettings(
+        registered_model=args.model,
+        tracking_uri=args.tracking_uri,
+        poll_seconds=args.poll_seconds,
+        cache_k=args.cache_k,
+        precompute_users=args.precompute_users,
+        lookup=args.lookup,
+        dynamodb_table=args.dynamodb_table,
+        dynamodb_endpoint=args.dynamodb_endpoint,
+        dynamodb_region=args.dynamodb_region,
+        host=args.host,
+        port=args.port,
+    )
+    serve(settings)
+    return 0
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="the HTTP service (FastAPI + uvicorn) over the registry's champion")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 inside a container)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--model", default="sid-recommender", help="registered model name")
+    serve.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else SQLite under SID_HOME")
+    serve.add_argument("--poll-seconds", type=float, default=10.0, help="how often to check the champion alias")
+    serve.add_argument("--cache-k", type=int, default=10, help="items precomputed per known user")
+    serve.add_argument(
+        "--precompute-users", type=int, default=None, help="precompute the first N known users (default: all)"
+    )
+    serve.add_argument("--lookup", choices=("memory", "dynamodb"), default="memory", help="item/prefix lookup store")
+    serve.add_argument("--dynamodb-table", default="sid-usids")
+    serve.add_argument("--dynamodb-endpoint", default=None, help="a local DynamoDB URL; default: AWS")
+    serve.add_argument("--dynamodb-region", default=None)
+    serve.set_defaults(func=_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand and its flags (also read by the deploy tests, which check the manifests' arguments)."""
     parser = argparse.ArgumentParser(prog="sid-platform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="materialize every asset and print the evaluation table")
@@ -170,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     back.add_argument("--model", default="sid-recommender", help="registered model name")
     back.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else SQLite under SID_HOME")
     back.set_defaults(func=_rollback)
-    args = parser.parse_args(argv)
+    _serve_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except CommandError as error:

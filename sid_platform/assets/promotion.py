@@ -20,6 +20,7 @@ from dagster import (
 from sid_platform.policy import POLICY
 from sid_platform.registry import Candidate, Release, frame_fingerprint, release
 from sid_platform.resources import MlflowResource
+from sid_platform.service.components import ITEM_TITLES, USER_HISTORIES, item_titles_table, user_histories_table
 from sid_platform.serving import POPULARITY, popularity_table
 from sid_platform.settings import DATA_DIR_ENV, resolve_data_dir
 
@@ -27,7 +28,9 @@ GROUP = "registry"
 
 # The servable recommender: asset name → component, each one file in the registered model.
 # A new component (the reranker checkpoint) is one more name here. Beside them the bundle holds ``popularity``
-# (training interactions per item, from ``data_splits``): the answer to a history the model cannot rank.
+# (training interactions per item, from ``data_splits``): the answer to a history the model cannot rank; and for the
+# HTTP service (``sid_platform/service/``) the known users' histories and the items' titles (``item_embeddings``,
+# above, is what its text search compares against).
 BUNDLE_COMPONENTS = (
     "codebooks",
     "usid_table",
@@ -36,6 +39,7 @@ BUNDLE_COMPONENTS = (
     "router_checkpoint",
     "faiss_index",
     "dpo_checkpoint",
+    "item_embeddings",
 )
 
 
@@ -111,7 +115,7 @@ def model_promotion(
     outcome = release(
         mlflow.tracking(),
         mlflow.registered_model,
-        {name: components[name] for name in BUNDLE_COMPONENTS} | {POPULARITY: popularity_table(data_splits)},
+        {name: components[name] for name in BUNDLE_COMPONENTS} | derived_components(data_splits, item_catalog),
         pinned_config_of(context, serving, fingerprint),
         candidate,
         mlflow.policy(),
@@ -125,6 +129,15 @@ def model_promotion(
     )
     (context.log.info if outcome.promoted else context.log.warning)(summary)
     return Output(outcome.as_dict(), metadata=release_metadata(outcome, checks, fingerprint))
+
+
+def derived_components(data_splits: pl.DataFrame, item_catalog: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The bundle's tables built here rather than by an asset of their own."""
+    return {
+        POPULARITY: popularity_table(data_splits),
+        USER_HISTORIES: user_histories_table(data_splits),
+        ITEM_TITLES: item_titles_table(item_catalog),
+    }
 
 
 def pinned_config_of(context: AssetExecutionContext, serving: dict, fingerprint: str) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+"""Why each recommended item is there: the channel that found it and its base and final score.
+
+Why separate from the ranking: the served list comes from ``ServedModel.answer`` (what the evaluation measured),
+and this module only annotates it, reading the same bundle components through ``sid_platform.serving``'s public
+functions. For the router's hybrid rankings the candidates come from two channels (the prefix channel: items
+under the top generated prefixes; the ANN channel: nearest item vectors), the base score is the cosine of the
+query and the item vector, and the final score is what the served ranking ordered by (the base score plus the
+bounded DPO correction for the reranked pool). SASRec scores the whole catalog ("catalog", no scores here); a
+history the model could not rank is answered by popularity. What the bundle cannot say stays null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from sid_platform.serving import load_reranker, router_retrieval
+
+PREFIX, ANN, BOTH, CATALOG, POPULARITY = "prefix", "ann", "both", "catalog", "popularity"
+ROUTER_MODELS = ("router_hybrid_cosine", "router_hybrid_dpo")
+
+
+@dataclass(frozen=True)
+class Why:
+    channel: str | None = None
+    base_score: float | None = None
+    final_score: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "base_score": self.base_score, "final_score": self.final_score}
+
+
+def explain(
+    components: Mapping[str, Any], serving: str, histories: Sequence[list[str]], ranked: Sequence[list[str]], k: int
+) -> list[list[Why]]:
+    """One ``Why`` per ranked item of each history (histories of known items, as the model ranked them)."""
+    if serving == "sasrec":
+        return [[Why(CATALOG) for _ in row] for row in ranked]
+    if serving not in ROUTER_MODELS or not histories:
+        return [[Why() for _ in row] for row in ranked]
+    found, item_ids = router_retrieval(components, list(histories), k)
+    index = {item: i for i, item in enumerate(item_ids)}
+    reranker = load_reranker(components["dpo_checkpoint"]) if serving == "router_hybrid_dpo" else None
+    out = []
+    for row, items in enumerate(ranked):
+        rows = np.asarray([index[item] for item in items], dtype=np.int64)
+        query, keys = found.queries[row], found.keys[torch.from_numpy(rows)]
+        base = (keys @ query).float()
+        final = base.clone()
+        if reranker is not None:  # the reranker reorders the pool (the top candidates by base score) only
+            pool = _pool(found.candidates[row], found.base_scores[row], reranker.cfg.pool_size)
+            in_pool = torch.from_numpy(np.isin(rows, pool))
+            with torch.no_grad():
+                final = torch.where(in_pool, base + reranker.correction(query, keys, base), base)
+        prefix, ann = set(found.prefix[row].tolist()), set(found.ann[row].tolist())
+        out.append(
+            [
+                Why(_channel(int(i) in prefix, int(i) in ann), float(b), float(f))
+                for i, b, f in zip(rows, base.tolist(), final.tolist(), strict=True)
+            ]
+        )
+    return out
+
+
+def _pool(candidates: np.ndarray, base: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(candidates)[np.argsort(-np.asarray(base), kind="stable")[:size]]
+
+
+def _channel(in_prefix: bool, in_ann: bool) -> str | None:
+    return BOTH if in_prefix and in_ann else PREFIX if in_prefix else ANN if in_ann else None
