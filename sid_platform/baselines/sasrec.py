@@ -38,7 +38,7 @@ class SASRecConfig:
     batch_size: int = 256
     epochs: int = 200
     patience: int = 5  # epochs without a better validation Recall@10 before stopping
-    num_negatives: int = 2048  # shared uniform negatives per batch; 0 = full softmax over the catalog
+    num_negatives: int = 0  # 0 = full softmax over the catalog; n > 0: n shared uniform negatives per batch
     batch_negatives: bool = True  # add the items of the batch's input sequences to the sampled negatives
     seed: int = 0
 

@@ -19,7 +19,7 @@ KINDS = ("auto", "flat", "hnsw", "ivfpq")
 class AnnIndexConfig:
     kind: str = "auto"  # auto: flat below exact_below items, HNSW from there
     exact_below: int = 100_000
-    top_n: int = 1000  # candidates the ANN channel contributes per user
+    top_n: int = 500  # candidates the ANN channel contributes per user
     hnsw_m: int = 32
     hnsw_ef_search: int = 512
     ivf_lists: int = 0  # 0: about 4·sqrt(n)

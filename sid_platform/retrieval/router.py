@@ -29,33 +29,33 @@ from sid_platform.training import TrainingLog
 
 @dataclass(frozen=True)
 class RouterConfig:
-    """Defaults are the ``default`` profile: 2 layers, 128-d, 4 heads (754 s to early stopping on Beauty, 2 CPU cores).
+    """Defaults are the ``default`` profile: 2 layers, 64-d, 2 heads, full-catalog softmax of a dot-product head.
 
     The reference design's size (4 layers, 256-d, 8 heads) is the ``full`` profile (longer, or a GPU): its
     layers cost about eight times the FLOPs per token of this size, too slow for 2 cores.
     """
 
-    hidden_dim: int = 128
+    hidden_dim: int = 64
     num_layers: int = 2
-    num_heads: int = 4
+    num_heads: int = 2
     max_len: int = 50
-    dropout: float = 0.3
+    dropout: float = 0.5
     use_item_embedding: bool = True  # one learned vector per item beside its code embeddings
     use_content: bool = True  # project the item's content embedding into its token
-    dense_score: str = "cosine"  # ANN head: "cosine" (query/key heads, / temperature) or "dot" (state · tied token)
+    dense_score: str = "dot"  # ANN head: "cosine" (query/key heads, / temperature) or "dot" (state · tied token)
     temperature: float = 0.05  # cosine softmax temperature of the ANN head (unused by "dot")
-    num_negatives: int = 2048  # uniform negatives per batch beside the batch's own items; 0 = full catalog
+    num_negatives: int = 0  # 0 = softmax over the full catalog; n > 0: n uniform negatives beside the batch's items
     generative_weight: float = 1.0
     ann_weight: float = 1.0
     lr: float = 2e-3
     weight_decay: float = 0.0
     batch_size: int = 256
-    epochs: int = 60
+    epochs: int = 40
     patience: int = 4  # epochs without a better validation Recall@10 before stopping
     max_minutes: float | None = None  # optional wall-clock cap (interactive use); runs are capped by epochs
     beam_size: int = 20  # beams for the generative ranking
     prefix_depth: int = 1  # depth of the prefixes the prefix channel takes
-    n_prefixes: int = 50  # P: top prefixes per user for the prefix channel
+    n_prefixes: int = 10  # P: top prefixes per user for the prefix channel
     seed: int = 0
 
 
