@@ -2,11 +2,13 @@
 
 Why separate from the ranking: the served list comes from ``ServedModel.answer`` (what the evaluation measured),
 and this module only annotates it, reading the same bundle components through ``sid_platform.serving``'s public
-functions. For the router's hybrid rankings the candidates come from two channels (the prefix channel: items
-under the top generated prefixes; the ANN channel: nearest item vectors), the base score is the cosine of the
-query and the item vector, and the final score is what the served ranking ordered by (the base score plus the
-bounded DPO correction for the reranked pool). SASRec scores the whole catalog ("catalog", no scores here); a
-history the model could not rank is answered by popularity. What the bundle cannot say stays null.
+functions. For the router's rankings the candidates come from three channels (the beams: IDs the constrained
+beam search wrote; the prefix channel: items under the top generated prefixes; the ANN channel: nearest item
+vectors). The base score is the dense head's score of the item; the final score is what the served ranking
+ordered by: the base score (``router_hybrid_cosine``), the ID's generative log-probability
+(``router_generative``), the fused score (``router_fused``) plus the bounded DPO correction for the reranked
+pool (``router_fused_dpo``). SASRec scores the whole catalog ("catalog", no scores here); a history the model
+could not rank is answered by popularity. What the bundle cannot say stays null.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import torch
 
 from sid_platform.serving import load_reranker, router_retrieval
 
-PREFIX, ANN, BOTH, CATALOG, POPULARITY = "prefix", "ann", "both", "catalog", "popularity"
-ROUTER_MODELS = ("router_hybrid_cosine", "router_hybrid_dpo")
+PREFIX, ANN, BOTH, BEAMS, CATALOG, POPULARITY = "prefix", "ann", "both", "beams", "catalog", "popularity"
+ROUTER_MODELS = ("router_generative", "router_hybrid_cosine", "router_fused", "router_fused_dpo")
 
 
 @dataclass(frozen=True)
@@ -44,18 +46,23 @@ def explain(
         return [[Why() for _ in row] for row in ranked]
     found, item_ids = router_retrieval(components, list(histories), k)
     index = {item: i for i, item in enumerate(item_ids)}
-    reranker = load_reranker(components["dpo_checkpoint"]) if serving == "router_hybrid_dpo" else None
+    reranker = load_reranker(components["dpo_checkpoint"]) if serving == "router_fused_dpo" else None
     out = []
     for row, items in enumerate(ranked):
         rows = np.asarray([index[item] for item in items], dtype=np.int64)
         query, keys = found.queries[row], found.keys[torch.from_numpy(rows)]
         base = (keys @ query).float()
+        at = np.searchsorted(found.candidates[row], rows)  # candidates are sorted item indices
         final = base.clone()
-        if reranker is not None:  # the reranker reorders the pool (the top candidates by base score) only
-            pool = _pool(found.candidates[row], found.base_scores[row], reranker.cfg.pool_size)
+        if serving == "router_generative":
+            final = torch.from_numpy(found.log_probs[row][at]).float()
+        elif serving in ("router_fused", "router_fused_dpo"):
+            final = torch.from_numpy(found.fused_scores[row][at]).float()
+        if reranker is not None:  # the reranker reorders the pool (the top candidates by fused score) only
+            pool = _pool(found.candidates[row], found.fused_scores[row], reranker.cfg.pool_size)
             in_pool = torch.from_numpy(np.isin(rows, pool))
             with torch.no_grad():
-                final = torch.where(in_pool, base + reranker.correction(query, keys, base), base)
+                final = torch.where(in_pool, final + reranker.correction(query, keys, base), final)
         prefix, ann = set(found.prefix[row].tolist()), set(found.ann[row].tolist())
         out.append(
             [
@@ -71,4 +78,4 @@ def _pool(candidates: np.ndarray, base: np.ndarray, size: int) -> np.ndarray:
 
 
 def _channel(in_prefix: bool, in_ann: bool) -> str | None:
-    return BOTH if in_prefix and in_ann else PREFIX if in_prefix else ANN if in_ann else None
+    return BOTH if in_prefix and in_ann else PREFIX if in_prefix else ANN if in_ann else BEAMS

@@ -24,7 +24,7 @@ from sid_platform.service.reload import ChampionWatcher
 class Broken:
     """A loaded model whose ranking fails the way a bug would."""
 
-    version, serving = "7", "router_hybrid_dpo"
+    version, serving = "7", "router_fused_dpo"
 
     def recommend(self, history, user_id, k, with_reasons):
         raise RuntimeError("secret internal detail")
