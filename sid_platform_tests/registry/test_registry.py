@@ -67,6 +67,32 @@ def test_gate_rules():
     assert not gate(Candidate(0.1, math.nan), None, POLICY)[0]
 
 
+def test_the_gate_refuses_a_serving_ranking_below_its_own_runs_sasrec_on_validation(
+    tracking: Tracking, model_name: str
+):
+    def judged(valid: float | None, baseline: float | None) -> Candidate:
+        return Candidate(
+            0.2, 0.9, serving_model="router_fused", valid_recall_at_10=valid, baseline_valid_recall_at_10=baseline
+        )
+
+    assert gate(judged(0.091, 0.090), None, POLICY) == (True, [])
+    assert gate(judged(0.090, 0.090), None, POLICY)[0]  # a tie is not below
+    promote, reasons = gate(judged(0.089, 0.090), None, POLICY)  # refused even with no champion to beat
+    assert not promote and reasons == [
+        "the serving ranking router_fused has validation Recall@10 0.089 below the same run's SASRec (0.0900): "
+        "a baseline beats the model"
+    ]
+    assert not gate(judged(None, 0.090), None, POLICY)[0]  # a serving figure that is missing is not a pass
+    assert gate(judged(None, None), None, POLICY)[0]  # no baseline in the run: the rule does not apply
+    config = {"run_config": {}, "evaluation": {"model": "router_fused"}}
+    version = int(log_bundle(tracking, model_name, _components(0), config).version)
+    decision = decide(tracking.client, model_name, version, judged(0.089, 0.090), POLICY)
+    refused = tracking.client.get_model_version(model_name, str(version))
+    assert not decision.promoted and refused.tags["gate"] == "refused"
+    assert "below the same run's SASRec (0.0900)" in refused.tags["gate_reasons"]
+    assert champion(tracking.client, model_name) is None
+
+
 def test_log_run_records_params_metrics_curves_and_plots(tracking: Tracking):
     plot = twin_line_plot([0, 1, 2], [3.0, 2.0, 1.5], [0.1, 0.2, 0.25], "epoch", "loss", "R@10")
     run_id = log_run(
