@@ -10,6 +10,9 @@ replica are exercised, not only the even split.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +21,22 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
+from sid_platform.artifacts import write_artifact
 from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
 from sid_platform.data.synthetic import generate
 from sid_platform.distributed import Replicas, process_group, replicas
+from sid_platform.distributed_train import main as train_main
+from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.reranking import RerankerConfig, preference_pairs, train_reranker
-from sid_platform.retrieval import RouterConfig, SidTrie
+from sid_platform.retrieval import RouterCheckpoint, RouterConfig, SidTrie
 from sid_platform.retrieval.training import train_router
+from sid_platform.semantic_ids import CodebooksCheckpoint, RQVAEConfig
 from sid_platform.semantic_ids.usid import build_usid_table
+from sid_platform.storage import LocalBlobStore
 from sid_platform_tests.conftest import free_port
 
 WORLD = 2
+REPO = Path(__file__).resolve().parent.parent
 # Dropout 0: each replica draws its own masks (distributed.py), so only without dropout is the result
 # the single process's up to float rounding.
 ROUTER = RouterConfig(
@@ -37,14 +46,30 @@ ROUTER = RouterConfig(
 RERANKER = RerankerConfig(epochs=3, batch_size=64, lr=5e-3, hidden_dim=16)
 
 
-def router_data():
+def router_assets():
+    """The router's upstream assets, as the graph would store them: sequences, the USID table, codebooks, vectors."""
     synthetic = generate(n_users=200, n_items=80, seed=0)
     vocab = ItemVocab.from_catalog(synthetic.items)
     sequences = UserSequences.from_splits(leave_one_out(synthetic.interactions), vocab)
     codes = np.random.default_rng(0).integers(0, 6, size=(len(vocab), 2))
-    sids = build_usid_table(vocab.item_ids, codes, "v-test").select(["c1", "c2", "suffix"]).to_numpy()
+    usid = build_usid_table(vocab.item_ids, codes, "v-test")
+    codebooks = CodebooksCheckpoint(
+        "rqvae",
+        RQVAEConfig(levels=2, codebook_size=6, latent_dim=3),
+        {"codebooks": torch.zeros(2, 6, 3)},
+        "v-test",
+        "e",
+    )
+    vectors = np.random.default_rng(1).normal(size=(len(vocab), 4)).astype(np.float32)
+    embeddings = ItemEmbeddings(list(vocab.item_ids), vectors, ["test"], "e", {})
+    return {"user_sequences": sequences, "usid_table": usid, "codebooks": codebooks, "item_embeddings": embeddings}
+
+
+def router_data():
+    assets = router_assets()
+    sids = assets["usid_table"].select(["c1", "c2", "suffix"]).to_numpy()
     trie = SidTrie.from_sids(sids, [6, 6, int(sids[:, -1].max()) + 1])
-    return sequences, trie, sids
+    return assets["user_sequences"], trie, sids
 
 
 def reranker_data():
@@ -138,3 +163,31 @@ def test_shard_weights_make_the_replica_average_the_global_mean(size: int):
             total += weight * per_position[mine].sum() / counts[mine].sum() / 3
     assert sorted(seen) == rows.tolist()
     assert total == pytest.approx(per_position.sum() / counts.sum())
+
+
+def test_the_entry_point_trains_from_stored_assets_under_torchrun(tmp_path: Path):
+    """``torchrun -m sid_platform.distributed_train router``: two replicas, one checkpoint and log from rank 0."""
+    store = LocalBlobStore(tmp_path / "assets")
+    for name, value in router_assets().items():
+        write_artifact(store, name, value)
+    out, config = tmp_path / "out", json.dumps({**ROUTER.__dict__, "epochs": 1})
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", f"--nproc_per_node={WORLD}", "-m", "sid_platform.distributed_train"]
+    command += ["router", "--out", str(out), "--assets", str(store.root), "--config", config]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = json.loads((out / "router_log.json").read_text())
+    assert log["world_size"] == WORLD and len(log["epochs"]) == 1
+    assert RouterCheckpoint.load(out / "router_checkpoint.safetensors").tokenizer_version == "v-test"
+    assert not list(out.glob("*.resume.pt"))  # finished: rank 0 removed its resume file
+    assert result.stdout.count("router: finished after 1 epochs") == 1  # rank 0 speaks for both
+
+
+def test_the_entry_point_runs_in_one_process_too(tmp_path: Path):
+    store = LocalBlobStore(tmp_path / "assets")
+    for name, value in router_assets().items():
+        write_artifact(store, name, value)
+    config = json.dumps({**ROUTER.__dict__, "epochs": 1})
+    assert train_main(["router", "--out", str(tmp_path / "out"), "--assets", str(store.root), "--config", config]) == 0
+    assert json.loads((tmp_path / "out" / "router_log.json").read_text())["world_size"] == 1
