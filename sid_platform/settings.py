@@ -24,6 +24,10 @@ RETRAIN_CRON_ENV = "SID_RETRAIN_CRON"
 RETRAIN_SCHEDULE_ENV = "SID_RETRAIN_SCHEDULE"  # running | stopped
 TORCH_THREADS_ENV = "SID_TORCH_THREADS"  # N (every stage) or serving=N,training=M; see sid_platform/threads.py
 DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00 UTC
+# Set by torchrun in every process it starts (MASTER_ADDR/MASTER_PORT are read by torch's env:// rendezvous).
+RANK_ENV = "RANK"
+WORLD_SIZE_ENV = "WORLD_SIZE"
+LOCAL_RANK_ENV = "LOCAL_RANK"
 
 
 def data_home() -> Path:
@@ -85,6 +89,14 @@ def retrain_schedule_status() -> str:
 def torch_threads() -> str | None:
     """``$SID_TORCH_THREADS`` when set: the intra-op thread counts that override ``sid_platform/threads.py``'s."""
     return os.environ.get(TORCH_THREADS_ENV) or None
+
+
+def torchrun_process() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when torchrun started this process; ``None`` for a plain process."""
+    world_size = os.environ.get(WORLD_SIZE_ENV)
+    if not world_size:
+        return None
+    return int(os.environ.get(RANK_ENV, "0")), int(world_size), int(os.environ.get(LOCAL_RANK_ENV, "0"))
 
 
 def library_defaults(**values: str) -> None:

@@ -4,7 +4,9 @@ A trainer supplies two functions: ``run_epoch`` (one pass over its data, returns
 and ``validate`` (returns its validation figures), and names the validation figure it selects on. This
 loop keeps the best epoch's weights, stops after ``patience`` epochs without a better score or at
 ``max_epochs``, and, given a resume file, saves its whole state after every epoch so a killed run
-continues where it stopped. Training is capped by epochs, never by wall clock by default, so a busy
+continues where it stopped. Under ``torchrun`` the same loop runs in every replica (sid_platform/distributed.py):
+the epoch's figures are averaged over replicas, rank 0 validates and decides the clock stop for all, and
+rank 0 alone writes the resume file and reports progress. Training is capped by epochs, never by wall clock by default, so a busy
 machine yields the same model more slowly; ``max_minutes`` exists for interactive use only.
 
 The resume file holds plain tensors and a JSON string: it loads with ``torch.load(weights_only=True)``.
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sid_platform.distributed import replicas
 from sid_platform.progress import LogLine, Progress, duration
 from sid_platform.threads import stage_threads
 
@@ -96,6 +99,9 @@ def train_with_early_stopping(
     ``name``'s progress lines: the plan, epochs done of at most ``max_epochs`` with the time left (about
     once a minute) and how training ended.
     """
+    group = replicas()  # one process, or one torchrun replica of several
+    if not group.is_main:
+        on_epoch = on_progress = None  # rank 0 speaks for every replica
     score_of = (lambda figures: figures[selection]) if isinstance(selection, str) else selection
     log = TrainingLog(selection=selection_name or (selection if isinstance(selection, str) else "score"))
     best_state, stale, first_epoch, spent = None, 0, 0, 0.0
@@ -117,13 +123,13 @@ def train_with_early_stopping(
         if patience is not None and stale >= patience:
             log.stopped_by = "patience"
             break
-        if max_minutes is not None and time.perf_counter() - start > max_minutes * 60:
+        if max_minutes is not None and group.from_main(lambda: time.perf_counter() - start > max_minutes * 60):
             log.stopped_by = "max_minutes"
             break
         model.train()
-        figures = run_epoch(epoch)
+        figures = group.mean(run_epoch(epoch))
         model.eval()
-        figures = {**figures, **validate()}
+        figures = {**figures, **group.from_main(validate)}
         score = float(score_of(figures))
         entry = {"epoch": epoch, **figures, "seconds": time.perf_counter() - start}
         log.epochs.append(entry)
@@ -135,7 +141,7 @@ def train_with_early_stopping(
         else:
             stale += 1
         progress.update(epoch + 1, f"{figures_line(figures)}; best epoch {log.best_epoch} ({log.best_score:.4f})")
-        if resume is not None:
+        if resume is not None and group.is_main:
             _save_resume(resume, fingerprint, epoch, model, optimizer, best_state, stale, start, log, rng)
     else:
         log.stopped_by = "patience" if patience is not None and stale >= patience else "epochs"
@@ -143,7 +149,7 @@ def train_with_early_stopping(
         model.load_state_dict(best_state)
     model.eval()
     log.seconds = time.perf_counter() - start
-    if resume is not None:
+    if resume is not None and group.is_main:
         resume.delete()  # finished: the next run starts fresh
     if on_progress is not None:
         on_progress(

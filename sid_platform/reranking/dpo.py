@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from sid_platform.checkpoint import load_checkpoint, save_checkpoint
+from sid_platform.distributed import replicas
 from sid_platform.progress import LogLine
 from sid_platform.training import TrainingLog, train_with_early_stopping
 
@@ -130,6 +131,18 @@ def _margins(model: Reranker, queries: torch.Tensor, keys: torch.Tensor, pairs: 
     return model.correction(q, kc, base_c), model.correction(q, kr, base_r)
 
 
+class DpoLoss(nn.Module):
+    """A batch's DPO loss as a forward: DDP syncs gradients only through a forward (distributed.py)."""
+
+    def __init__(self, model: Reranker) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, pairs: PreferencePairs) -> torch.Tensor:
+        chosen, rejected = _margins(self.model, queries, keys, pairs)
+        return dpo_loss(chosen, rejected, self.model.cfg.beta, self.model.cfg.temperature)
+
+
 @torch.no_grad()
 def preference_accuracy(model: Reranker, queries: torch.Tensor, keys: torch.Tensor, pairs: PreferencePairs) -> float:
     """Share of pairs whose implicit reward (the correction) prefers the chosen item."""
@@ -160,14 +173,15 @@ def train_reranker(
     rng = np.random.default_rng(cfg.seed)
     model = Reranker(keys.shape[1], cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    group = replicas()  # one process, or one torchrun replica: each takes its shard of every batch
+    step = group.wrap(DpoLoss(model))
 
     def run_epoch(epoch: int) -> dict[str, float]:
         order = rng.permutation(len(train_pairs))
         total, batches = 0.0, 0
         for start in range(0, len(order), cfg.batch_size):
-            batch = train_pairs.subset(order[start : start + cfg.batch_size])
-            chosen, rejected = _margins(model, queries, keys, batch)
-            loss = dpo_loss(chosen, rejected, cfg.beta, cfg.temperature)
+            rows, weight = group.shard(order[start : start + cfg.batch_size])
+            loss = weight * step(queries, keys, train_pairs.subset(rows))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -3,7 +3,9 @@
 The hot path is tensor ops only: sequences are padded once into a cached tensor, batches are cut by
 length (short Amazon histories waste little on padding), and the item tokens are computed once per batch
 and shared by the inputs, the ANN softmax and the FAISS keys. A resume file written after every epoch
-lets a crashed run continue where it stopped.
+lets a crashed run continue where it stopped. Under ``torchrun`` the same function trains one data-parallel
+replica (sid_platform/distributed.py): each replica takes its shard of every global batch, padded to the global
+batch's width, and the loss module below is what DDP wraps.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
+from torch import nn
 
 from sid_platform.data.split import EvalCases
+from sid_platform.distributed import replicas
 from sid_platform.evaluation.metrics import recall_at_k, top_k_from_scores
 from sid_platform.progress import LogLine
 from sid_platform.retrieval.ann import AnnIndexConfig
@@ -110,6 +114,20 @@ def _batch_forward(
     return h, tgt, torch.searchsorted(items, tgt), model.item_keys(tokens)
 
 
+class RouterLoss(nn.Module):
+    """One batch's losses (total, generative, ANN) as a forward: DDP syncs gradients only through a forward."""
+
+    def __init__(self, model: SemanticRouter, cfg: RouterConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        h_all, gen_targets, ann_targets, keys = _batch_forward(self.model, x, y, self.cfg.num_negatives, rng)
+        gen = self.model.generative_loss(h_all, gen_targets)
+        ann = self.model.ann_loss(h_all, ann_targets, keys)
+        return torch.stack([self.cfg.generative_weight * gen + self.cfg.ann_weight * ann, gen, ann])
+
+
 def train_router(
     train_sequences: Sequence[np.ndarray],
     valid: EvalCases,
@@ -136,21 +154,20 @@ def train_router(
     tokens = torch.from_numpy(pad_left(usable, cfg.max_len + 1, pad=-1))
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     lengths = (targets >= 0).sum(1).numpy()
+    group = replicas()
+    step = group.wrap(RouterLoss(model, cfg), unused_parameters=True)  # the idle query/key or pad heads
 
     def run_epoch(epoch: int) -> dict[str, float]:
         sums = np.zeros(3)
         batches = 0
         for idx in length_bucketed_batches(lengths, cfg.batch_size, rng):
-            width = int(lengths[idx].max())
-            x, y = inputs[idx, -width:], targets[idx, -width:]
-            h_all, gen_targets, ann_targets, keys = _batch_forward(model, x, y, cfg.num_negatives, rng)
-            gen = model.generative_loss(h_all, gen_targets)
-            ann = model.ann_loss(h_all, ann_targets, keys)
-            loss = cfg.generative_weight * gen + cfg.ann_weight * ann
+            width = int(lengths[idx].max())  # the global batch's: padding is attended to, so every shard pads alike
+            rows, weight = group.shard(idx, lengths[idx])  # every row of the batch in one process
+            losses = weight * step(inputs[rows, -width:], targets[rows, -width:], rng)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            losses[0].backward()
             opt.step()
-            sums += (loss.item(), gen.item(), ann.item())
+            sums += losses.detach().numpy()
             batches += 1
         return {
             "loss": sums[0] / max(batches, 1),
@@ -180,6 +197,7 @@ def train_router(
         on_progress=on_progress,
         name="router",
     )
-    recall = choose_fusion_weight(model, trie, valid, exclude_history)
+    recall = group.from_main(lambda: choose_fusion_weight(model, trie, valid, exclude_history))
+    group.broadcast_state(model)  # rank 0's chosen fusion weight
     log.chosen = {"fusion_weight": float(model.fusion_weight), "valid_recall@10_by_fusion_weight": recall}
     return model, log
