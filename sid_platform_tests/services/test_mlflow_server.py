@@ -10,9 +10,13 @@ import pandas as pd
 import polars as pl
 import pytest
 import requests
+from fastapi.testclient import TestClient
 
 from sid_platform.cli import main
 from sid_platform.registry import Tracking, champion, download_version, load_bundle
+from sid_platform.service.app import create_app
+from sid_platform.service.lookup import InProcessLookupStore
+from sid_platform.service.reload import ChampionWatcher
 from sid_platform_tests.services.conftest import BUCKET, Cluster
 
 pytestmark = pytest.mark.services
@@ -74,3 +78,11 @@ def test_the_gate_promotes_rollback_moves_the_alias_and_the_champion_loads(
     items = catalog["item_id"].to_list()
     ranked = load_bundle(folder).predict(None, pd.DataFrame({"history": [items[:3], items[7:8]]}), params={"k": 10})
     assert all(len(set(row)) == 10 and set(row) <= set(items) for row in ranked["items"])
+    # The HTTP service (``sid-platform serve``) loads the champion through the same server and answers.
+    watcher = ChampionWatcher(Tracking(cluster.tracking_uri), MODEL, InProcessLookupStore(), precompute_users=50)
+    assert watcher.poll_once() and watcher.current is not None and watcher.current.version == "1"
+    with TestClient(create_app(watcher, start_watcher=False)) as http:
+        answer = http.post("/recommend", json={"history": items[:3], "k": 10})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model_version"] == "1" and len({item["item_id"] for item in body["items"]}) == 10
