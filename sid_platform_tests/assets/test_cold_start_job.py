@@ -5,10 +5,12 @@ the service's model loaded from it knows, explains and finds the new items; exis
 from pathlib import Path
 
 import polars as pl
+import pytest
 from dagster import DagsterInstance
 
 from sid_platform.assets.promotion import BUNDLE_COMPONENTS, derived_components
 from sid_platform.automation.jobs import cold_start_job
+from sid_platform.cli import main
 from sid_platform.registry import Tracking, champion, download_version, log_bundle, pinned_config, set_champion
 from sid_platform.resources import MlflowResource
 from sid_platform.semantic_ids import UsidLookup
@@ -19,7 +21,9 @@ from sid_platform_tests.assets.conftest import MainRun
 MODEL = "sid-cold-start-test"
 
 
-def test_new_catalog_rows_become_a_champion_that_serves_them(main_run: MainRun, tmp_path: Path):
+def test_new_catalog_rows_become_a_champion_that_serves_them(
+    main_run: MainRun, tmp_path: Path, capsys: pytest.CaptureFixture
+):
     tracking = Tracking.resolve(main_run.outputs["model_promotion"]["tracking_uri"])
     pinned = pinned_config(tracking, champion(tracking.client, "sid-recommender"))
     outputs = main_run.outputs
@@ -75,3 +79,11 @@ def test_new_catalog_rows_become_a_champion_that_serves_them(main_run: MainRun, 
     assert "NEW0002" in [item["item_id"] for item in found["items"]]
     answer, _ = served.recommend(["NEW0001", known["item_id"]], None, 10)
     assert answer.unknown_items == [] and len(answer.items) == 10  # a new item in a history is read, not dropped
+
+    # The command line does the same through the same function; known ids are skipped.
+    more = tmp_path / "more.jsonl"
+    more.write_text('{"item_id": "NEW0003", "title": "Fresh Eyes Serum no. 9003"}\n{"item_id": "NEW0001"}\n')
+    assert main(["add-items", str(more), "--model", MODEL, "--tracking-uri", tracking.uri]) == 0
+    assert "1 new items added to v2 -> v3 (champion); 1 already known" in capsys.readouterr().out
+    assert int(champion(tracking.client, MODEL).version) == 3
+    assert main(["add-items", str(tmp_path / "absent.csv"), "--model", MODEL, "--tracking-uri", tracking.uri]) == 2
