@@ -79,6 +79,7 @@ def test_new_catalog_rows_become_a_champion_that_serves_them(
     assert "NEW0002" in [item["item_id"] for item in found["items"]]
     answer, _ = served.recommend(["NEW0001", known["item_id"]], None, 10)
     assert answer.unknown_items == [] and len(answer.items) == 10  # a new item in a history is read, not dropped
+    assert all(item["channel"] in ("prefix", "ann", "both", "beams") for item in answer.items)  # explained
 
     # The command line does the same through the same function; known ids are skipped.
     more = tmp_path / "more.jsonl"
