@@ -87,6 +87,7 @@ class SemanticRouter(nn.Module):
         # Which items have a trained item-id embedding: False for an item added after training (cold start,
         # ``RouterCheckpoint.with_items``), whose token is its code embeddings and content projection alone.
         self.register_buffer("item_id_known", torch.ones(n_items, dtype=torch.bool), persistent=True)
+        self._register_load_state_dict_pre_hook(_every_item_known)  # states saved before it: all items trained
         if cfg.use_content and content is not None:
             self.register_buffer("content", content.float(), persistent=True)
             self.content_proj: nn.Module | None = nn.Linear(content.shape[1], d, bias=False)
@@ -224,6 +225,12 @@ class SemanticRouter(nn.Module):
         return scores
 
 
+def _every_item_known(state: dict, prefix: str, *args: object) -> None:
+    """A state from before ``item_id_known`` existed (a checkpoint, a resume file): every item in it was trained."""
+    if f"{prefix}item_sids" in state and f"{prefix}item_id_known" not in state:
+        state[f"{prefix}item_id_known"] = torch.ones(len(state[f"{prefix}item_sids"]), dtype=torch.bool)
+
+
 @dataclass
 class RouterCheckpoint:
     """What ``router_checkpoint`` stores: config, the codebook version and item vocabulary it was trained
@@ -249,10 +256,7 @@ class RouterCheckpoint:
         """The trained router, in eval mode."""
         content = self.weights.get("content")  # stored only when the router projects content vectors
         model = SemanticRouter(self.config, self.weights["item_sids"], self.vocab_sizes, content)
-        weights = dict(self.weights)
-        # Checkpoints from before cold start: every item they know was trained.
-        weights.setdefault("item_id_known", torch.ones(len(self.item_ids), dtype=torch.bool))
-        model.load_state_dict(weights)
+        model.load_state_dict(self.weights)
         return model.eval()
 
     def with_items(self, item_ids: Sequence[str], sids: np.ndarray, content: np.ndarray | None) -> RouterCheckpoint:
