@@ -4,7 +4,9 @@
 ``run --config FILE.yaml`` does the same with a run config file (the YAML the Dagster launchpad takes)
 layered over the profile, checked before anything runs; ``config`` prints a profile's full run config as
 a starting point for such a file; ``rollback`` moves the registry's ``champion`` back to a former champion
-(the same function as ``rollback_job``); ``serve`` starts the HTTP service over the champion.
+(the same function as ``rollback_job``); ``add-items FILE`` gives new catalog rows Semantic IDs from the champion's
+codebooks and registers the extended champion without retraining (the same function as ``cold_start_job``);
+``serve`` starts the HTTP service over the champion.
 """
 
 from __future__ import annotations
@@ -143,6 +145,48 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_items(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from sid_platform.data.files import DataNotFoundError
+    from sid_platform.data.generic import load_items
+    from sid_platform.registry import Tracking
+    from sid_platform.registry.cold_start import register_new_items
+
+    try:
+        items, quarantine = load_items(Path(args.items), category_separator=args.category_separator)
+    except (DataNotFoundError, ValueError) as error:
+        raise CommandError([" ".join(str(error).split())]) from error
+    if quarantine.height:
+        print(f"{quarantine.height} rows of {args.items} could not be used, e.g. {quarantine.head(3).rows()}")
+    try:
+        released = register_new_items(
+            Tracking.resolve(args.tracking_uri),
+            args.model,
+            items,
+            from_version=args.from_version,
+            promote=not args.no_promote,
+            on_progress=print,
+        )
+    except ValueError as error:
+        raise CommandError([f"add-items refused: {' '.join(str(error).split())}"]) from error
+    except MlflowException as error:
+        raise CommandError([f"add-items failed: {(error.message.strip().splitlines() or ['?'])[0]}"]) from error
+    report = released.report
+    where = (
+        f"v{released.version} ({'champion' if released.promoted else 'not promoted'})"
+        if released.version
+        else "nothing"
+    )
+    print(
+        f"{args.model}: {len(report.added)} new items added to v{released.source_version} -> {where}; "
+        f"{len(report.skipped)} already known"
+    )
+    if released.version and not released.recommendable:
+        print(f"note: the champion serves {released.serving}, which cannot rank new items; they are searchable")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from sid_platform.service.server import ServiceSettings, serve
 
@@ -211,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--model", default="sid-recommender", help="registered model name")
     back.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else SQLite under SID_HOME")
     back.set_defaults(func=_rollback)
+    add = sub.add_parser("add-items", help="new catalog rows into the champion without retraining (cold start)")
+    add.add_argument("items", metavar="FILE", help="CSV, Parquet or JSON lines: item_id and the catalog's text fields")
+    add.add_argument("--from-version", type=int, default=None, metavar="VERSION", help="default: the champion")
+    add.add_argument("--no-promote", action="store_true", help="register the extension without making it champion")
+    add.add_argument("--category-separator", default=">", help="splits a text categories column into a path")
+    add.add_argument("--model", default="sid-recommender", help="registered model name")
+    add.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else SQLite under SID_HOME")
+    add.set_defaults(func=_add_items)
     _serve_parser(sub)
     return parser
 

@@ -1,10 +1,15 @@
 """Jobs over the asset graph, and the registry job that moves the champion back."""
 
-from dagster import AssetSelection, Config, OpExecutionContext, Output, define_asset_job, job, op
+from pathlib import Path
+
+from dagster import AssetSelection, Config, Failure, OpExecutionContext, Output, define_asset_job, job, op
 from pydantic import Field
 
+from sid_platform.data.generic import load_items
 from sid_platform.registry import champion, pinned_config, rollback
+from sid_platform.registry.cold_start import register_new_items
 from sid_platform.resources import MlflowResource
+from sid_platform.settings import resolve_data_dir
 
 # Materializes every asset (with its checks) on the configured dataset; `make demo` runs it.
 main_job = define_asset_job(
@@ -59,4 +64,56 @@ def rollback_job():
     rollback_champion()
 
 
-all_jobs = [main_job, retrain_job, monitoring_job, rollback_job]
+class NewItemsConfig(Config):
+    items_path: str = Field(
+        description="the new catalog rows: CSV, Parquet or JSON lines with item_id and, for their Semantic IDs, the "
+        "text fields the catalog was embedded from (title, brand, categories, price, description); a relative "
+        "path starts at the data directory"
+    )
+    item_columns: dict[str, str] = Field(default_factory=dict, description="normalized name -> your column")
+    category_separator: str = ">"
+    from_version: int | None = Field(default=None, description="the version to extend; unset = the champion")
+    promote: bool = Field(default=True, description="make the extension champion (when it extends the champion)")
+
+
+@op(
+    description="Give new catalog items Semantic IDs from the champion's codebooks (no retraining), add them to its "
+    "USID table, prefix index, router and FAISS index, and register the result (champion: the service reloads it)."
+)
+def add_new_items(context: OpExecutionContext, config: NewItemsConfig, mlflow: MlflowResource) -> Output[dict]:
+    path = Path(config.items_path)
+    if not path.is_absolute():
+        path = (resolve_data_dir() or Path.cwd()) / path
+    items, quarantine = load_items(path, config.item_columns, config.category_separator)
+    if quarantine.height:
+        context.log.warning(f"{quarantine.height} rows of {path} could not be used, e.g. {quarantine.head(3).rows()}")
+    if not items.height:
+        raise Failure(f"{path}: no usable item rows")
+    released = register_new_items(
+        mlflow.tracking(),
+        mlflow.registered_model,
+        items,
+        from_version=config.from_version,
+        promote=config.promote,
+        on_progress=context.log.info,
+    )
+    summary = released.as_dict()
+    context.log.info(
+        f"{mlflow.registered_model}: {len(released.report.added)} new items added to v{released.source_version} -> "
+        f"v{released.version} ({'champion' if released.promoted else 'not promoted'})"
+    )
+    if not released.recommendable:
+        context.log.warning(
+            f"the champion serves {released.serving}, which cannot rank items it was not trained on: the new items are "
+            "searchable and explained by their Semantic IDs, and recommended once a router ranking is served"
+        )
+    metadata = {k: v for k, v in summary.items() if v is not None}
+    return Output(summary, metadata={**metadata, "quarantined_rows": quarantine.height})
+
+
+@job(description="New catalog rows -> Semantic IDs from the current codebooks -> an extended bundle (cold start).")
+def cold_start_job():
+    add_new_items()
+
+
+all_jobs = [main_job, retrain_job, monitoring_job, rollback_job, cold_start_job]

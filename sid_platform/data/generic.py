@@ -191,12 +191,7 @@ def load_generic(
         items = pl.DataFrame({"item_id": interactions["item_id"].unique(maintain_order=True)})
         items, q_items = conform(items, ITEM_SCHEMA, ITEM_REQUIRED, table="items", source=str(interactions_path))
     else:
-        raw_items = _rename(read_table(items_path, issues, "items"), item_columns or {}, items_path)
-        if "categories" in raw_items.columns and raw_items.schema["categories"] == pl.Utf8:
-            raw_items = raw_items.with_columns(
-                pl.col("categories").str.split(category_separator).list.eval(pl.element().str.strip_chars())
-            )
-        items, q_items = _conform(raw_items, items_path, "items")
+        items, q_items = _read_items(items_path, issues, item_columns, category_separator)
     quarantine = pl.concat([quarantine_frame(issues), q_inter, q_items])
     return LoadedData(
         interactions,
@@ -206,6 +201,27 @@ def load_generic(
         interactions_file=str(interactions_path),
         items_file=str(items_path or interactions_path),
     )
+
+
+def _read_items(
+    path: Path, issues: list[dict], item_columns: dict[str, str] | None, category_separator: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    raw = _rename(read_table(path, issues, "items"), item_columns or {}, path)
+    if "categories" in raw.columns and raw.schema["categories"] == pl.Utf8:
+        raw = raw.with_columns(
+            pl.col("categories").str.split(category_separator).list.eval(pl.element().str.strip_chars())
+        )
+    return _conform(raw, path, "items")
+
+
+def load_items(
+    path: Path, item_columns: dict[str, str] | None = None, category_separator: str = ">"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A catalog file alone (new items for cold start): the items in the normalized schema, and the quarantine
+    (rows that could not be read or conformed, with file, row, field and reason)."""
+    issues: list[dict] = []
+    items, quarantine = _read_items(path, issues, item_columns, category_separator)
+    return items.drop("_row", strict=False), pl.concat([quarantine_frame(issues), quarantine])
 
 
 def _conform(raw: pl.DataFrame, path: Path, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -8,8 +8,9 @@ has none (Amazon Sports), so every catalog gets Semantic IDs.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,25 @@ class ItemEmbeddings:
             )
         return self.vectors[[position[item] for item in item_ids]]
 
+    @property
+    def base_version(self) -> str:
+        """The version of the vectors the codebooks were fit on: an extension (``extended``) keeps it as its head."""
+        return self.version.split("+", 1)[0]
+
+    def extended(self, item_ids: Sequence[str], vectors: np.ndarray) -> ItemEmbeddings:
+        """These vectors plus new items' (cold start), appended; the version says what was added to which base."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(item_ids), self.vectors.shape[1]):
+            raise ValueError(f"new vectors must be [{len(item_ids)}, {self.vectors.shape[1]}], got {vectors.shape}")
+        digest = hashlib.sha256("|".join([self.version, *item_ids]).encode()).hexdigest()[:8]
+        return ItemEmbeddings(
+            [*self.item_ids, *item_ids],
+            np.concatenate([self.vectors, vectors]),
+            list(self.parts),
+            f"{self.base_version}+{digest}",
+            dict(self.stats),
+        )
+
 
 def resolve_encoders(spec: EmbeddingSpec, items: pl.DataFrame) -> list[str]:
     unknown = [e for e in spec.encoders if e not in ENCODERS]
@@ -105,6 +125,35 @@ def embed_items(
         "|".join([*identities, str(weights), spec.template, *items["item_id"].to_list()]).encode()
     ).hexdigest()[:16]
     return ItemEmbeddings(items["item_id"].to_list(), vectors.astype(np.float32), names, version, stats)
+
+
+def embed_like(
+    items: pl.DataFrame,
+    embeddings: ItemEmbeddings,
+    spec: EmbeddingSpec,
+    cache: EmbeddingCache | Path | None = None,
+    on_progress: LogLine | None = None,
+) -> np.ndarray:
+    """New catalog rows embedded as ``embeddings`` were (its encoders, ``spec``'s weights, template and model
+    folders): vectors in the same space, which the same codebooks can tokenize without retraining.
+
+    Collaborative vectors come from interactions a new item does not have yet, so a catalog embedded with
+    them cannot place a new item; that is refused, naming the encoder.
+    """
+    if "collaborative" in embeddings.parts:
+        raise ValueError(
+            "the catalog's vectors include collaborative ones, which need interactions a new item does not have; "
+            "new items need a content encoder (minilm, t5, clip) to get a Semantic ID without retraining"
+        )
+    parts_spec = EmbeddingSpec(**{**asdict(spec), "encoders": tuple(embeddings.parts)})
+    with tempfile.TemporaryDirectory() as scratch:
+        found = embed_items(items, [], parts_spec, cache if cache is not None else Path(scratch), on_progress)
+    if found.vectors.shape[1] != embeddings.vectors.shape[1]:
+        raise ValueError(
+            f"new items embed to {found.vectors.shape[1]} dims, the catalog's vectors have "
+            f"{embeddings.vectors.shape[1]}: not the encoder configuration that made them"
+        )
+    return found.vectors
 
 
 def _image_paths(items: pl.DataFrame, root: str | None) -> list[str | None] | None:

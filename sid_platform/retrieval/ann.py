@@ -57,6 +57,17 @@ class AnnIndex:
         index.add(vectors)
         return cls(index, kind, cfg.top_n)
 
+    def with_vectors(self, vectors: np.ndarray) -> AnnIndex:
+        """A copy of this index with ``vectors`` added as the next item indices (cold start); this one is untouched.
+
+        The trained structure (HNSW graph, IVF lists and codebooks) is kept: new items are inserted, not re-indexed.
+        """
+        index = faiss.clone_index(self.index)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(vectors):
+            index.add(vectors)
+        return AnnIndex(index, self.kind, self.top_n)
+
     @property
     def size(self) -> int:
         return int(self.index.ntotal)

@@ -84,6 +84,10 @@ class SemanticRouter(nn.Module):
         # One table per token position; the code levels' tables serve as input and output embeddings.
         self.token_emb = nn.ModuleList(nn.Embedding(v, d) for v in self.vocab_sizes[:-1])  # codes, not the suffix
         self.item_emb = nn.Embedding(n_items, d) if cfg.use_item_embedding else None
+        # Which items have a trained item-id embedding: False for an item added after training (cold start,
+        # ``RouterCheckpoint.with_items``), whose token is its code embeddings and content projection alone.
+        self.register_buffer("item_id_known", torch.ones(n_items, dtype=torch.bool), persistent=True)
+        self._register_load_state_dict_pre_hook(_every_item_known)  # states saved before it: all items trained
         if cfg.use_content and content is not None:
             self.register_buffer("content", content.float(), persistent=True)
             self.content_proj: nn.Module | None = nn.Linear(content.shape[1], d, bias=False)
@@ -129,13 +133,17 @@ class SemanticRouter(nn.Module):
         return self.item_sids.shape[0]
 
     def item_tokens(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        """[n, d]: the input token of each given item (all by default): code embeddings + id + content."""
+        """[n, d]: the input token of each given item (all by default): code embeddings + id + content.
+
+        The id embedding counts only for items it was trained for (``item_id_known``); multiplying a trained
+        item's by one leaves its token bit for bit what it was.
+        """
         items = torch.arange(self.n_items) if items is None else items
         sids = self.item_sids[items]
         levels = len(self.vocab_sizes) - 1  # the suffix carries no meaning, only identity
         x = sum(self.token_emb[level](sids[:, level]) for level in range(levels))
         if self.item_emb is not None:
-            x = x + self.item_emb(items)
+            x = x + self.item_emb(items) * self.item_id_known[items].unsqueeze(-1)
         if self.content_proj is not None:
             x = x + self.content_proj(self.content[items])
         return x
@@ -217,6 +225,12 @@ class SemanticRouter(nn.Module):
         return scores
 
 
+def _every_item_known(state: dict, prefix: str, *args: object) -> None:
+    """A state from before ``item_id_known`` existed (a checkpoint, a resume file): every item in it was trained."""
+    if f"{prefix}item_sids" in state and f"{prefix}item_id_known" not in state:
+        state[f"{prefix}item_id_known"] = torch.ones(len(state[f"{prefix}item_sids"]), dtype=torch.bool)
+
+
 @dataclass
 class RouterCheckpoint:
     """What ``router_checkpoint`` stores: config, the codebook version and item vocabulary it was trained
@@ -244,6 +258,49 @@ class RouterCheckpoint:
         model = SemanticRouter(self.config, self.weights["item_sids"], self.vocab_sizes, content)
         model.load_state_dict(self.weights)
         return model.eval()
+
+    def with_items(self, item_ids: Sequence[str], sids: np.ndarray, content: np.ndarray | None) -> RouterCheckpoint:
+        """This router over the catalog plus new items, without retraining (cold start).
+
+        The new items are appended (item indices of the known ones do not move) with their Semantic IDs
+        (``sids``: [n, depth], codes then suffix, from the same codebooks) and content vectors; they get no
+        item-id embedding (a zero row, ``item_id_known`` False), so their token is what the codes and the
+        content say. A suffix beyond the decoder's suffix vocabulary grows it: the new output rows are the
+        mean of the trained ones (the suffix only tells colliding items apart), so no trained row changes.
+        """
+        item_ids, sids = list(item_ids), np.asarray(sids, dtype=np.int64).reshape(len(item_ids), -1)
+        clash = set(item_ids) & set(self.item_ids)
+        if clash or len(set(item_ids)) != len(item_ids):
+            raise ValueError(
+                f"new items must be unique and unknown to the router; known or repeated: {sorted(clash)[:5]}"
+            )
+        depth = len(self.vocab_sizes)
+        if sids.shape[1] != depth or (sids[:, :-1] >= np.asarray(self.vocab_sizes[:-1])).any() or (sids < 0).any():
+            raise ValueError(
+                f"new Semantic IDs must be [n, {depth}] tokens within the codebooks {self.vocab_sizes[:-1]}"
+            )
+        weights, n = dict(self.weights), len(item_ids)
+        weights["item_sids"] = torch.cat([weights["item_sids"], torch.from_numpy(sids)])
+        known = weights.get("item_id_known", torch.ones(len(self.item_ids), dtype=torch.bool))
+        weights["item_id_known"] = torch.cat([known, torch.zeros(n, dtype=torch.bool)])
+        if "item_emb.weight" in weights:
+            table = weights["item_emb.weight"]
+            weights["item_emb.weight"] = torch.cat([table, table.new_zeros(n, table.shape[1])])
+        if "content" in weights:
+            if content is None or len(content) != n:
+                raise ValueError("this router projects content vectors: give one per new item")
+            weights["content"] = torch.cat([weights["content"], torch.from_numpy(np.asarray(content, np.float32))])
+        vocab_sizes = list(self.vocab_sizes)
+        suffixes = int(sids[:, -1].max()) + 1 if n else 0
+        if suffixes > vocab_sizes[-1]:
+            last, extra = depth - 1, suffixes - vocab_sizes[-1]
+            for name in (f"out.{last}.weight", f"out.{last}.bias", f"written.{last}.weight"):
+                rows = weights[name]
+                weights[name] = torch.cat([rows, rows.mean(0, keepdim=True).expand(extra, *rows.shape[1:])])
+            vocab_sizes[-1] = suffixes
+        return RouterCheckpoint(
+            self.config, self.tokenizer_version, [*self.item_ids, *item_ids], vocab_sizes, weights, self.log
+        )
 
     def save(self, path: str | Path) -> Path:
         meta = {

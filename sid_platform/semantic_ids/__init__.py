@@ -16,7 +16,13 @@ from sid_platform.semantic_ids.rqkmeans import RQKMeansConfig, RQKMeansTokenizer
 from sid_platform.semantic_ids.rqvae import RQVAEConfig, RQVAETokenizer
 from sid_platform.semantic_ids.spec import TokenizerSpec
 from sid_platform.semantic_ids.taxonomy import Taxonomy, hierarchical_batches
-from sid_platform.semantic_ids.usid import UsidLookup, build_usid_table, collision_rate, sid_stability
+from sid_platform.semantic_ids.usid import (
+    UsidLookup,
+    build_usid_table,
+    collision_rate,
+    extend_usid_table,
+    sid_stability,
+)
 
 __all__ = [
     "CodebooksCheckpoint",
@@ -33,6 +39,7 @@ __all__ = [
     "build_usid_table",
     "code_label_audit",
     "collision_rate",
+    "extend_usid_table",
     "hierarchical_batches",
     "intrinsic_report",
     "perplexity_per_level",

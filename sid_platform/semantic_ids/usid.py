@@ -64,6 +64,49 @@ def build_usid_table(item_ids: Sequence[str], codes: np.ndarray, tokenizer_versi
     return frame.with_columns(sid.alias("sid"), pl.lit(tokenizer_version, dtype=pl.String).alias("tokenizer_version"))
 
 
+def extend_usid_table(
+    table: pl.DataFrame, item_ids: Sequence[str], codes: np.ndarray, tokenizer_version: str
+) -> pl.DataFrame:
+    """The table with new items appended (cold start): existing rows, and so their IDs, are unchanged.
+
+    Each new item takes the smallest suffix not yet used under its code tuple (by the table or by a new item
+    before it, in the given order), so full IDs stay unique without renumbering anyone. ``codes`` must come
+    from the tokenizer that made the table (``tokenizer_version``): IDs of two tokenizers do not mix.
+    """
+    codes = check_codes(codes)
+    levels = table_levels(table)
+    ids = [str(item) for item in item_ids]
+    if codes.shape != (len(ids), levels):
+        raise ValueError(f"codes must be [{len(ids)}, {levels}] for {len(ids)} new items, got {codes.shape}")
+    versions = set(table["tokenizer_version"].unique().to_list())
+    if versions - {tokenizer_version}:
+        raise ValueError(f"the table comes from tokenizer {sorted(versions)}, the new codes from {tokenizer_version!r}")
+    known = set(table["item_id"].to_list())
+    repeated = [item for item in ids if item in known]
+    if repeated or len(set(ids)) != len(ids):
+        raise ValueError(f"new item ids must be unique and not in the table; e.g. {repeated[:5] or ids[:5]}")
+    columns = code_columns(levels)
+    used: dict[tuple[int, ...], set[int]] = {}
+    for *prefix, suffix in table.select([*columns, "suffix"]).iter_rows():
+        used.setdefault(tuple(prefix), set()).add(int(suffix))
+    suffixes = []
+    for row in codes.tolist():
+        taken = used.setdefault(tuple(row), set())
+        suffix = next(s for s in range(len(taken) + 1) if s not in taken)
+        taken.add(suffix)
+        suffixes.append(suffix)
+    added = pl.DataFrame(
+        {
+            "item_id": pl.Series(ids, dtype=pl.String),
+            **{name: pl.Series(codes[:, i], dtype=pl.Int64) for i, name in enumerate(columns)},
+            "suffix": pl.Series(suffixes, dtype=pl.Int64),
+        }
+    )
+    sid = pl.concat_str([pl.col(name) for name in [*columns, "suffix"]], separator="-")
+    added = added.with_columns(sid.alias("sid"), pl.lit(tokenizer_version, dtype=pl.String).alias("tokenizer_version"))
+    return pl.concat([table, added.select(table.columns)], how="vertical")
+
+
 def table_levels(table: pl.DataFrame) -> int:
     """How many code columns (c1, c2, …) a USID table has."""
     levels = 0

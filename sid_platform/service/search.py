@@ -59,7 +59,7 @@ class TextSearch:
         embeddings, codebooks = components.get("item_embeddings"), components.get("codebooks")
         if not isinstance(embeddings, ItemEmbeddings) or not isinstance(codebooks, CodebooksCheckpoint):
             raise SearchUnavailable("this champion's bundle has no item vectors (registered before search existed)")
-        if embeddings.version != codebooks.embeddings_version:
+        if embeddings.base_version != codebooks.embeddings_version:  # new items extend, same space
             raise SearchUnavailable("the bundle's item vectors are not the ones its codebooks were fit on")
         other = [part for part in embeddings.parts if part not in TEXT_ENCODERS]
         if other:

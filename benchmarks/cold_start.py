@@ -1,0 +1,303 @@
+"""Cold start: items held out of training entirely, added afterwards without retraining, then recommended.
+
+    SID_DATA_DIR=../shared/data SID_HOME=<home of a main-job run on Beauty> \
+        .venv/bin/python -m benchmarks.cold_start [--share 0.05] [--seed 0] [--router '{"epochs": 40}']
+
+Reads ``data_splits``, ``item_catalog`` and ``item_embeddings`` as a main-job run stored them (``make demo`` or
+``python -m benchmarks.main_job``; nothing is unpickled), then:
+
+1. holds out ``--share`` of the catalog's items (uniformly at random, ``--seed``): every interaction with them
+   is removed from the training sequences and from the validation cases, and a validation user whose target is
+   held out is dropped; the test cases keep them;
+2. trains on the remaining items only: the codebooks (the default profile's tokenizer, fit on the kept items'
+   vectors, so the held-out items' content is unseen too; ``--reuse-codebooks`` takes the stored ones instead),
+   the router, SASRec and popularity, with the default profile's configs (``--router``/``--sasrec`` JSON
+   overrides);
+3. adds the held-out items with ``sid_platform.serving.cold_start.add_items`` (their stored MiniLM vectors,
+   which is what the same encoder gives for their text; tokenized by the trained codebooks, a free suffix, the
+   router's token from codes and content with no item-id embedding, the FAISS index extended);
+4. reports Recall@10 and NDCG@10 on the test users whose target is a held-out item ("cold"), on the others
+   ("warm") and on all, for the router's rankings (generative beams, hybrid by cosine, fused), SASRec (which has
+   no embedding for an item it never saw: its cold recall is 0 by construction, measured all the same) and
+   popularity (no training interactions: 0 as well), plus how often each retrieval channel reaches a cold target.
+
+Test histories keep held-out items for the router (they are in the catalog once added, and it reads them through
+their codes); SASRec and popularity see those histories without them. A history left empty gets the popularity
+ranking, as the service answers one. On Beauty with 2 cores this trains a router and a SASRec: expect about the
+demo's training time (20 to 30 minutes). Writes ``benchmarks/results/cold_start.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from sid_platform.baselines.popularity import PopularityModel
+from sid_platform.baselines.sasrec import SASRecConfig, train_sasrec
+from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
+from sid_platform.embed.pipeline import ItemEmbeddings
+from sid_platform.evaluation.metrics import coverage, rank_with_scorer, ranking_metrics, top_k_from_scores
+from sid_platform.progress import LogLine
+from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
+from sid_platform.retrieval.pipeline import retrieve
+from sid_platform.retrieval.router import RouterCheckpoint, RouterConfig
+from sid_platform.retrieval.training import train_router
+from sid_platform.retrieval.trie import SidTrie, aligned_sids
+from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
+from sid_platform.semantic_ids.spec import TokenizerSpec
+from sid_platform.semantic_ids.usid import build_usid_table
+from sid_platform.serving.cold_start import add_items
+
+DEPTH = 20  # ranking depth computed (the metrics report @5/@10/@20)
+
+
+@dataclass(frozen=True)
+class ColdSplit:
+    """The data with a share of items held out of training. Item indices: ``item_ids`` = kept items then held-out
+    ones, so indices below ``n_kept`` are the models' trained vocabulary and the held-out items come after, in the
+    order ``add_items`` appends them."""
+
+    item_ids: list[str]
+    n_kept: int
+    train: list[np.ndarray]  # kept items only
+    valid: EvalCases  # targets and histories of kept items only
+    test: EvalCases  # every test user; histories and targets may hold held-out items
+    test_known: list[np.ndarray]  # the test histories without held-out items (what SASRec and popularity see)
+
+    @property
+    def held_ids(self) -> list[str]:
+        return self.item_ids[self.n_kept :]
+
+    @property
+    def cold(self) -> np.ndarray:
+        """[test users] whether the target is a held-out item."""
+        return self.test.targets >= self.n_kept
+
+
+def hold_out(sequences: UserSequences, share: float, seed: int) -> ColdSplit:
+    """Hold out ``share`` of the items (at least one), chosen uniformly with ``seed``."""
+    ids = sequences.vocab.item_ids
+    n = len(ids)
+    count = min(max(1, round(share * n)), n - 1)
+    held = np.zeros(n, dtype=bool)
+    held[np.random.default_rng(seed).choice(n, size=count, replace=False)] = True
+    order = np.concatenate([np.flatnonzero(~held), np.flatnonzero(held)])
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)  # full index -> kept-then-held index
+
+    def kept(history: np.ndarray) -> np.ndarray:
+        return position[history[~held[history]]]
+
+    valid = sequences.valid
+    keep = ~held[valid.targets]
+    return ColdSplit(
+        item_ids=[ids[i] for i in order],
+        n_kept=n - count,
+        train=[kept(s) for s in sequences.train],
+        valid=EvalCases(
+            [u for u, k in zip(valid.user_ids, keep, strict=True) if k],
+            [kept(h) for h, k in zip(valid.histories, keep, strict=True) if k],
+            position[valid.targets[keep]],
+        ),
+        test=EvalCases(
+            list(sequences.test.user_ids),
+            [position[h] for h in sequences.test.histories],
+            position[sequences.test.targets],
+        ),
+        test_known=[kept(h) for h in sequences.test.histories],
+    )
+
+
+@dataclass(frozen=True)
+class Trained:
+    components: dict[str, Any]  # what add_items extends: codebooks, usid_table, router_checkpoint, faiss_index, …
+    sasrec: Any
+    popularity: np.ndarray  # [n_kept] training counts
+    seconds: dict[str, float]
+
+
+def train_on_kept(
+    split: ColdSplit,
+    embeddings: ItemEmbeddings,
+    categories: Sequence[Sequence[str] | None] | None,
+    spec: TokenizerSpec,
+    router_cfg: RouterConfig,
+    sasrec_cfg: SASRecConfig,
+    ann: AnnIndexConfig,
+    codebooks: CodebooksCheckpoint | None = None,
+    on_progress: LogLine | None = print,
+) -> Trained:
+    """Codebooks (unless given), the router, its FAISS index, SASRec and popularity on the kept items only."""
+    kept_ids = split.item_ids[: split.n_kept]
+    vectors = embeddings.aligned(kept_ids)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    if codebooks is None:
+        tokenizer = spec.resolved(len(kept_ids)).build()
+        tokenizer.fit(vectors, list(categories) if categories is not None else None, on_progress)
+        codebooks = CodebooksCheckpoint.of(tokenizer, embeddings.version)
+    table = build_usid_table(kept_ids, codebooks.tokenizer().encode(vectors), codebooks.version)
+    seconds["codebooks"] = time.perf_counter() - started
+    trie = SidTrie.for_catalog(table, kept_ids, codebooks.codebook_size)
+    started = time.perf_counter()
+    router, _ = train_router(
+        split.train, split.valid, trie, aligned_sids(table, kept_ids), router_cfg, content=vectors,
+        on_progress=on_progress,
+    )  # fmt: skip
+    seconds["router"] = time.perf_counter() - started
+    with torch.no_grad():
+        index = AnnIndex.build(router.item_keys().numpy(), ann)
+    started = time.perf_counter()
+    sasrec, _ = train_sasrec(split.train, split.valid, split.n_kept, sasrec_cfg, on_progress=on_progress)
+    seconds["sasrec"] = time.perf_counter() - started
+    components = {
+        "codebooks": codebooks,
+        "usid_table": table,
+        "router_checkpoint": RouterCheckpoint.of(router, kept_ids, codebooks.version),
+        "faiss_index": index,
+        "item_embeddings": ItemEmbeddings(kept_ids, vectors, list(embeddings.parts), embeddings.version),
+    }
+    popularity = PopularityModel.fit(split.train, split.n_kept).counts
+    return Trained(components, sasrec, popularity, seconds)
+
+
+def _figures(ranked: np.ndarray, targets: np.ndarray, cold: np.ndarray) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, rows in (("cold", cold), ("warm", ~cold), ("all", np.ones_like(cold))):
+        metrics = ranking_metrics(ranked[rows], targets[rows]) if rows.any() else {}
+        out[name] = {key: round(value, 4) for key, value in metrics.items()}
+    return out
+
+
+def evaluate(split: ColdSplit, trained: Trained, catalog: pl.DataFrame, embeddings: ItemEmbeddings) -> dict[str, Any]:
+    """Add the held-out items to the trained components, then rank every test user with each model."""
+    started = time.perf_counter()
+    rows = pl.DataFrame({"item_id": split.held_ids}).join(catalog, on="item_id", how="left", maintain_order="left")
+    extended, report = add_items(trained.components, rows, embeddings.aligned(split.held_ids))
+    added_seconds = time.perf_counter() - started
+    router = extended["router_checkpoint"]
+    if router.item_ids != split.item_ids:
+        raise AssertionError("the extended router's items are not the kept items followed by the held-out ones")
+    trie = SidTrie.for_catalog(extended["usid_table"], router.item_ids, extended["codebooks"].codebook_size)
+    index = extended["faiss_index"]
+    targets, cold = split.test.targets, split.cold
+    found = retrieve(router.model(), trie, index, split.test.histories, DEPTH, index.top_n)
+    n_all = len(split.item_ids)
+    popularity = np.concatenate([trained.popularity, np.zeros(n_all - split.n_kept)])
+    by_popularity = top_k_from_scores(popularity[None, :], DEPTH)[0]
+    sasrec = np.tile(by_popularity, (len(targets), 1))
+    known = [row for row, history in enumerate(split.test_known) if len(history)]
+    if known:
+        histories = [split.test_known[row] for row in known]
+        sasrec[known] = rank_with_scorer(trained.sasrec.score, histories, DEPTH, exclude_history=False)
+    rankings = {
+        "router_generative": found.generative,
+        "router_hybrid_cosine": found.hybrid_cosine,
+        "router_fused": found.fused,
+        "sasrec": sasrec,
+        "popularity": np.tile(by_popularity, (len(targets), 1)),
+    }
+    channels = {
+        name: round(coverage([c for c, is_cold in zip(items, cold, strict=True) if is_cold], targets[cold]), 4)
+        for name, items in (("prefix", found.prefix), ("ann", found.ann), ("union", found.candidates))
+    }
+    return {
+        "figures": {name: _figures(ranked, targets, cold) for name, ranked in rankings.items()},
+        "cold_target_coverage": channels,
+        "add_items": {**{k: v for k, v in report.as_dict().items() if k != "sids"}, "seconds": round(added_seconds, 2)},
+    }
+
+
+def run(
+    sequences: UserSequences,
+    catalog: pl.DataFrame,
+    embeddings: ItemEmbeddings,
+    *,
+    share: float = 0.05,
+    seed: int = 0,
+    spec: TokenizerSpec | None = None,
+    router_cfg: RouterConfig | None = None,
+    sasrec_cfg: SASRecConfig | None = None,
+    ann: AnnIndexConfig | None = None,
+    codebooks: CodebooksCheckpoint | None = None,
+    on_progress: LogLine | None = print,
+) -> dict[str, Any]:
+    """The whole benchmark on given data; returns the JSON payload (without provenance)."""
+    spec, router_cfg = spec or TokenizerSpec(), router_cfg or RouterConfig()
+    sasrec_cfg, ann = sasrec_cfg or SASRecConfig(), ann or AnnIndexConfig()
+    split = hold_out(sequences, share, seed)
+    ordered = pl.DataFrame({"item_id": split.item_ids[: split.n_kept]})
+    categories = ordered.join(catalog, on="item_id", how="left", maintain_order="left")["categories"].to_list()
+    trained = train_on_kept(split, embeddings, categories, spec, router_cfg, sasrec_cfg, ann, codebooks, on_progress)
+    result = evaluate(split, trained, catalog, embeddings)
+    return {
+        "share": share,
+        "seed": seed,
+        "items": len(split.item_ids),
+        "held_out_items": len(split.held_ids),
+        "test_users": len(split.test),
+        "cold_test_users": int(split.cold.sum()),
+        "valid_users": len(split.valid),
+        "codebooks": "stored (fit on every item's vectors)" if codebooks is not None else "fit on the kept items",
+        "configs": {"tokenizer": asdict(spec), "router": asdict(router_cfg), "sasrec": asdict(sasrec_cfg)},
+        "train_seconds": {key: round(value, 1) for key, value in trained.seconds.items()},
+        **result,
+    }
+
+
+def cold_table(payload: dict[str, Any]) -> str:
+    """Markdown: Recall@10 / NDCG@10 per model on cold, warm and all test users."""
+    lines = ["| model | cold R@10 | cold N@10 | warm R@10 | all R@10 |", "|---|---|---|---|---|"]
+    for name, figures in payload["figures"].items():
+        cells = [figures["cold"].get("recall@10"), figures["cold"].get("ndcg@10")]
+        cells += [figures["warm"].get("recall@10"), figures["all"].get("recall@10")]
+        lines.append(f"| {name} | " + " | ".join("-" if c is None else f"{c:.4f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from benchmarks.results_file import write_result
+    from sid_platform.artifacts import read_artifact
+    from sid_platform.settings import data_home
+    from sid_platform.storage import LocalBlobStore
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--share", type=float, default=0.05, help="share of the catalog's items held out")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--router", default="{}", help="RouterConfig overrides, JSON")
+    parser.add_argument("--sasrec", default="{}", help="SASRecConfig overrides, JSON")
+    parser.add_argument("--reuse-codebooks", action="store_true", help="the stored codebooks (fit on every item)")
+    args = parser.parse_args()
+    assets = LocalBlobStore(data_home() / "assets")  # read as the IO manager stored them; nothing is unpickled
+    splits: pl.DataFrame = read_artifact(assets, "data_splits")
+    catalog: pl.DataFrame = read_artifact(assets, "item_catalog")
+    embeddings: ItemEmbeddings = read_artifact(assets, "item_embeddings")
+    codebooks = read_artifact(assets, "codebooks") if args.reuse_codebooks else None
+    sequences = UserSequences.from_splits(splits, ItemVocab.from_catalog(catalog))
+    started = time.perf_counter()
+    payload = run(
+        sequences,
+        catalog,
+        embeddings,
+        share=args.share,
+        seed=args.seed,
+        router_cfg=RouterConfig(**json.loads(args.router)),
+        sasrec_cfg=SASRecConfig(**json.loads(args.sasrec)),
+        codebooks=codebooks,
+    )
+    payload["wall_seconds"] = round(time.perf_counter() - started, 1)
+    print(cold_table(payload))
+    print("cold targets reached by channel:", payload["cold_target_coverage"])
+    print(f"wrote {write_result('cold_start', payload)}")
+
+
+if __name__ == "__main__":
+    main()
