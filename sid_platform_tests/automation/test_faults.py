@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def test_a_run_whose_process_is_gone_is_marked_failed_and_a_live_one_is_not(tmp_
 
 
 def _open_store(uri: str, barrier) -> str:
-    barrier.wait()
+    barrier.wait(timeout=300)
     return Tracking.resolve(uri, "concurrent").experiment_id
 
 
@@ -70,8 +71,10 @@ def test_first_use_of_a_fresh_sqlite_store_from_several_processes_at_once(tmp_pa
     context = get_context("spawn")
     with context.Manager() as manager:
         barrier = manager.Barrier(4)
-        with context.Pool(4) as pool:
-            experiment_ids = pool.starmap(_open_store, [(uri, barrier)] * 4)
+        # An executor, not a Pool: a worker that dies fails the test (BrokenProcessPool) instead of hanging it.
+        with ProcessPoolExecutor(4, mp_context=context) as pool:
+            futures = [pool.submit(_open_store, uri, barrier) for _ in range(4)]
+            experiment_ids = [future.result(timeout=600) for future in futures]
     assert len(set(experiment_ids)) == 1
 
 
