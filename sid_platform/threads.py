@@ -14,7 +14,11 @@ descheduled one: one user took 490 ms p50 with torch's default threads against 1
 Measured by ``benchmarks/serving_threads.py`` on the idle 2-core development machine: batch-1 predict p50
 12.1 ms with 1 thread against 11.5 ms with 2, and 12.2 ms against 22.3 ms (p99 20.6 against 183 ms) beside one
 busy process; a test-profile SASRec epoch 0.092 s against 0.117 s (0.114 s against 0.537 s beside the busy
-process). Beauty-sized training epochs and the cap of 4 on a larger machine are not measured yet.
+process). For large batches (``benchmarks/training_threads.py``, one Beauty SASRec epoch with the full-catalog
+softmax, batches of 256 users): 38.3 s with 1 thread against 22.9 s with 2 on the idle machine, but 35.7 s against
+46.4 s beside one busy process. Half the cores is the choice that holds up on a shared machine (a busy neighbour
+costs it nothing, while 2 threads on 2 cores lose 30 %); on a machine the run has to itself,
+``SID_TORCH_THREADS=training=2`` makes a 2-core epoch 1.7x faster. The cap of 4 on larger machines is not measured.
 
 ``$SID_TORCH_THREADS`` overrides (read in ``settings``): ``4`` for every stage, or ``serving=1,training=4``.
 Inter-op threads (used by ``torch.jit.fork``, which nothing here calls) are set once per process, by the
