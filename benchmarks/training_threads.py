@@ -15,33 +15,27 @@ import statistics
 from dataclasses import replace
 from typing import Any
 
+from benchmarks.beauty import beauty_sequences
 from benchmarks.results_file import write_result
 from benchmarks.serving_threads import THREADS, competing_process
 from sid_platform.baselines.sasrec import train_sasrec
-from sid_platform.data.p5 import load_p5
-from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
 from sid_platform.profiles import profile
-from sid_platform.settings import TORCH_THREADS_ENV, resolve_data_dir
+from sid_platform.settings import TORCH_THREADS_ENV
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per setting (the median is kept)")
     args = parser.parse_args()
-    data_dir = resolve_data_dir()
-    if data_dir is None:
-        raise SystemExit("set SID_DATA_DIR to the shared data folder")
-    loaded = load_p5(data_dir, "beauty")
-    vocab = ItemVocab.from_catalog(loaded.items)
-    sequences = UserSequences.from_splits(leave_one_out(loaded.interactions), vocab)
+    sequences, interactions = beauty_sequences()
     cfg = replace(profile("default").sasrec_model, epochs=args.epochs, patience=None)
-    figures: dict[str, Any] = {"interactions": len(loaded.interactions), "epochs_timed": args.epochs}
+    figures: dict[str, Any] = {"interactions": interactions, "epochs_timed": args.epochs}
     for contended in (False, True):
         setting = "one_competing_process" if contended else "idle"
         with competing_process(contended):
             for threads in THREADS:
                 os.environ[TORCH_THREADS_ENV] = f"training={threads}"  # train_with_early_stopping sets them
-                _, log = train_sasrec(sequences.train, sequences.valid, len(vocab), cfg)
+                _, log = train_sasrec(sequences.train, sequences.valid, len(sequences.vocab), cfg)
                 ends = [0.0, *log.curve("seconds")]
                 per_epoch = statistics.median(b - a for a, b in zip(ends, ends[1:], strict=False))
                 figures[f"{setting}_{threads}_threads_s_per_epoch"] = round(per_epoch, 2)
