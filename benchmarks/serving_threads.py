@@ -37,7 +37,7 @@ import pandas as pd  # noqa: E402
 
 from benchmarks.results_file import write_result  # noqa: E402
 from sid_platform.automation.run import run_main_job  # noqa: E402
-from sid_platform.baselines.sasrec import train_sasrec  # noqa: E402
+from sid_platform.baselines.sasrec import SASRecConfig, train_sasrec  # noqa: E402
 from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out  # noqa: E402
 from sid_platform.data.synthetic import generate  # noqa: E402
 from sid_platform.profiles import profile  # noqa: E402
@@ -131,6 +131,12 @@ def sasrec_epochs(epochs: int) -> dict[str, Any]:
     sequences = UserSequences.from_splits(leave_one_out(data.interactions), ItemVocab.from_catalog(data.items))
     cfg = replace(profile("test").sasrec_model, epochs=epochs, patience=None)
     figures: dict[str, Any] = {"interactions": len(data.interactions), "epochs_timed": epochs}
+    return figures | sasrec_epoch_seconds(sequences, cfg, "sasrec epoch", digits=3)
+
+
+def sasrec_epoch_seconds(sequences: UserSequences, cfg: SASRecConfig, label: str, digits: int) -> dict[str, float]:
+    """Median seconds per SASRec epoch with each thread count, idle and beside one busy process."""
+    figures: dict[str, float] = {}
     for contended in (False, True):
         setting = "one_competing_process" if contended else "idle"
         with competing_process(contended):
@@ -139,8 +145,8 @@ def sasrec_epochs(epochs: int) -> dict[str, Any]:
                 _, log = train_sasrec(sequences.train, sequences.valid, len(sequences.vocab), cfg)
                 ends = [0.0, *log.curve("seconds")]
                 per_epoch = statistics.median(b - a for a, b in zip(ends, ends[1:], strict=False))
-                figures[f"{setting}_{threads}_threads_s_per_epoch"] = round(per_epoch, 3)
-                print(f"sasrec epoch, {setting}, {threads} thread(s): {per_epoch:.3f}s")
+                figures[f"{setting}_{threads}_threads_s_per_epoch"] = round(per_epoch, digits)
+                print(f"{label}, {setting}, {threads} thread(s): {per_epoch:.{digits}f}s", flush=True)
     os.environ.pop(TORCH_THREADS_ENV, None)
     return figures
 

@@ -10,17 +10,13 @@ batches large enough that a second thread could pay. Writes ``benchmarks/results
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 from dataclasses import replace
 from typing import Any
 
 from benchmarks.beauty import beauty_sequences
 from benchmarks.results_file import write_result
-from benchmarks.serving_threads import THREADS, competing_process
-from sid_platform.baselines.sasrec import train_sasrec
+from benchmarks.serving_threads import sasrec_epoch_seconds
 from sid_platform.profiles import profile
-from sid_platform.settings import TORCH_THREADS_ENV
 
 
 def main() -> None:
@@ -30,17 +26,7 @@ def main() -> None:
     sequences, interactions = beauty_sequences()
     cfg = replace(profile("default").sasrec_model, epochs=args.epochs, patience=None)
     figures: dict[str, Any] = {"interactions": interactions, "epochs_timed": args.epochs}
-    for contended in (False, True):
-        setting = "one_competing_process" if contended else "idle"
-        with competing_process(contended):
-            for threads in THREADS:
-                os.environ[TORCH_THREADS_ENV] = f"training={threads}"  # train_with_early_stopping sets them
-                _, log = train_sasrec(sequences.train, sequences.valid, len(sequences.vocab), cfg)
-                ends = [0.0, *log.curve("seconds")]
-                per_epoch = statistics.median(b - a for a, b in zip(ends, ends[1:], strict=False))
-                figures[f"{setting}_{threads}_threads_s_per_epoch"] = round(per_epoch, 2)
-                print(f"beauty sasrec epoch, {setting}, {threads} thread(s): {per_epoch:.2f}s", flush=True)
-    os.environ.pop(TORCH_THREADS_ENV, None)
+    figures |= sasrec_epoch_seconds(sequences, cfg, "beauty sasrec epoch", digits=2)
     print(f"wrote {write_result('training_threads', {'sasrec_training_beauty': figures})}")
 
 
