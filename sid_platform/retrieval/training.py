@@ -22,10 +22,11 @@ from sid_platform.data.split import EvalCases
 from sid_platform.distributed import replicas
 from sid_platform.evaluation.metrics import recall_at_k, top_k_from_scores
 from sid_platform.progress import LogLine
-from sid_platform.retrieval.ann import AnnIndexConfig
+from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
 from sid_platform.retrieval.beam_search import constrained_beam_search
-from sid_platform.retrieval.candidates import hybrid_candidates, prefix_channel, top_by_score
-from sid_platform.retrieval.generative import fused_scores, generative_log_probs
+from sid_platform.retrieval.candidates import top_by_score
+from sid_platform.retrieval.generative import fused_scores
+from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.router import RouterConfig, SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
 from sid_platform.sequences import exclude_seen, length_bucketed_batches, pad_left, ranking_depth
@@ -60,17 +61,14 @@ def choose_fusion_weight(
 ) -> dict[str, float]:
     """Set ``model.fusion_weight`` to the grid value with the best validation Recall@10 of the fused ranking.
 
-    The candidates are the serving path's: the beams, the prefix channel and the exact cosine top ``ann_top_n``
-    (what a flat index returns). Ties keep the smaller weight. Returns Recall@10 per weight, for the log.
+    The candidates come from ``retrieve`` itself, the serving path, over an exact (flat) index of the item
+    vectors with ``ann_top_n`` neighbours; only the weight varies. Ties keep the smaller weight. Returns
+    Recall@10 per weight, for the log.
     """
-    cfg = model.cfg
-    states = model.user_states(cases.histories)
-    beams = constrained_beam_search(model, states, trie, max(cfg.beam_size, 10), cfg.prefix_depth, cfg.n_prefixes)
-    queries, keys = model.user_queries(states), model.item_keys()
-    nearest = (queries @ keys.T).topk(min(ann_top_n, model.n_items), dim=1).indices.numpy()
-    candidates = hybrid_candidates(beams.items, prefix_channel(trie, beams.prefixes, cfg.prefix_depth), nearest)
-    cosine = [(keys[torch.from_numpy(c)] @ q).numpy() for c, q in zip(candidates, queries, strict=True)]
-    log_probs = generative_log_probs(model, states, trie, candidates)
+    with torch.no_grad():
+        index = AnnIndex.build(model.item_keys().numpy(), AnnIndexConfig(kind="flat", top_n=ann_top_n))
+    found = retrieve(model, trie, index, cases.histories, 10, ann_top_n)
+    candidates, cosine, log_probs = found.candidates, found.base_scores, found.log_probs
     depth = ranking_depth(10, cases.histories, exclude_history)
     recall = {}
     for weight in FUSION_WEIGHTS:
