@@ -40,7 +40,7 @@ class Retrieval:
     ann: list[np.ndarray]  # per user, the ANN channel's items
     candidates: list[np.ndarray]  # per user, the union (sorted item indices)
     base_scores: list[np.ndarray]  # per user, cosine of each candidate, aligned with ``candidates``
-    log_probs: list[np.ndarray]  # per user, exact generative log p(ID) of each candidate, aligned likewise
+    log_probs: list[np.ndarray] | None  # per user, exact generative log p(ID) of each candidate; None: skipped
     fused_scores: list[np.ndarray]  # per user, dense + weight · log p / scale, aligned likewise
     queries: torch.Tensor  # [users, d] normalized query vectors
     keys: torch.Tensor  # [n_items, d] normalized item vectors the base scores were computed against
@@ -59,10 +59,16 @@ def retrieve(
     on_progress: LogLine | None = None,
     phase: str = "retrieval",
     batch_size: int = USER_BATCH,
+    tokens: torch.Tensor | None = None,
+    log_probs: bool = True,
 ) -> Retrieval:
     """Both rankings and both channels for every history; ``exclude_history`` drops seen items from rankings.
 
-    ``on_progress`` receives ``phase``'s progress lines (users done, users per second, time left).
+    ``on_progress`` receives ``phase``'s progress lines (users done, users per second, time left). ``tokens``:
+    ``model.item_tokens()`` computed once by a server (``serving.ServingRouter``); computed here when None, the
+    one step whose cost grows with the catalog. ``log_probs=False`` skips the exact generative scores where
+    nothing reads them (a server whose fusion weight is 0 ranks by the dense score alone, bit for bit the same
+    fused ranking); ``Retrieval.log_probs`` is then None.
     """
     if batch_size % BEAM_CHUNK:
         raise ValueError(f"batch_size must be a multiple of {BEAM_CHUNK}, the beam search's chunk; got {batch_size}")
@@ -75,26 +81,31 @@ def retrieve(
         seconds[name] += now - clock
         clock = now
 
-    states = model.user_states(histories)
+    tokens = model.item_tokens() if tokens is None else tokens  # no dropout in a token: the same in either mode
+    states = model.user_states(histories, tokens=tokens)
     lap("encode")
     queries = model.user_queries(states)
     _, ann_items = index.search(queries.numpy(), ann_top_n)
     lap("ann_search")
-    keys = model.item_keys()
+    keys = model.item_keys(tokens)
     depth = ranking_depth(k, histories, exclude_history)  # over all users, as one call would rank
     lap("rank")
     progress = Progress(phase, len(histories), on_progress, unit="users")
     parts = []
     for start in range(0, max(len(histories), 1), batch_size):  # one (empty) batch for no users, as before
         rows = slice(start, start + batch_size)
-        part = _retrieve_batch(model, trie, states[rows], queries[rows], ann_items[rows], keys, k, depth, lap)
+        part = _retrieve_batch(
+            model, trie, states[rows], queries[rows], ann_items[rows], keys, k, depth, lap, log_probs
+        )
         if exclude_history:
             for ranking in RANKINGS:
                 part[ranking] = exclude_seen(part[ranking], histories[rows], k)
         lap("rank")
         parts.append(part)
         progress.update(min(start + batch_size, len(histories)))
-    joined = {key: [row for part in parts for row in part[key]] for key in PER_USER}
+    joined = {
+        key: [row for part in parts for row in part[key]] if parts[0][key] is not None else None for key in PER_USER
+    }
     ranked = {key: np.concatenate([part[key] for part in parts])[:, :k] for key in RANKINGS}
     return Retrieval(
         generative=ranked["generative"],
@@ -126,6 +137,7 @@ def _retrieve_batch(
     k: int,
     depth: int,
     lap: Callable[[str], None],
+    with_log_probs: bool,
 ) -> dict:
     """Beam search, the channels, their union, its generative scores and its two rankings for one batch."""
     cfg = model.cfg
@@ -135,11 +147,16 @@ def _retrieve_batch(
     ann = [row[row >= 0] for row in ann_items]
     candidates = hybrid_candidates(beams.items, prefix, ann)  # the beams' IDs always join: fusion needs them
     lap("union")
-    log_probs = generative_log_probs(model, states, trie, candidates)
+    weight, scale = float(model.fusion_weight), model.score_scale
+    if weight and not with_log_probs:
+        raise ValueError(f"the fused score needs the generative log-probabilities (fusion weight {weight})")
+    log_probs = generative_log_probs(model, states, trie, candidates) if with_log_probs else None
     lap("generative_scores")
     hybrid, base_scores = rank_candidates(candidates, queries, keys, depth)
-    weight, scale = float(model.fusion_weight), model.score_scale
-    fused = [fused_scores(b, lp, weight, scale) for b, lp in zip(base_scores, log_probs, strict=True)]
+    if log_probs is None:  # weight 0: dense + 0 · log p is the dense score, bit for bit
+        fused = [np.asarray(b, dtype=np.float32) for b in base_scores]
+    else:
+        fused = [fused_scores(b, lp, weight, scale) for b, lp in zip(base_scores, log_probs, strict=True)]
     return {
         "generative": beams.items,
         "hybrid": hybrid,

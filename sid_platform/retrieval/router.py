@@ -195,15 +195,17 @@ class SemanticRouter(nn.Module):
         return nn.functional.cross_entropy(logits, targets)
 
     @torch.no_grad()
-    def user_states(self, histories: Sequence[np.ndarray], batch_size: int = 512) -> torch.Tensor:
-        """[users, d] last-position state of each history (eval mode).
+    def user_states(
+        self, histories: Sequence[np.ndarray], batch_size: int = 512, tokens: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[users, d] last-position state of each history (eval mode); ``tokens``: ``item_tokens()`` if computed.
 
         Users are batched by EXACT (truncated) history length: no history is padded, so a user's state is
         the same whoever else is in the request (padding positions are attended to and would shift it).
         """
         was_training = self.training
         self.eval()
-        tokens = self.item_tokens()
+        tokens = self.item_tokens() if tokens is None else tokens
         lengths = np.asarray([min(len(h), self.cfg.max_len) for h in histories], dtype=np.int64)
         out = torch.zeros(len(histories), self.cfg.hidden_dim)
         for length in np.unique(lengths).tolist():

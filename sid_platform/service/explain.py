@@ -13,17 +13,16 @@ could not rank is answered by popularity. What the bundle cannot say stays null.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from sid_platform.serving import load_reranker, router_retrieval
+from sid_platform.serving import Ranker, RouterRanking, SasrecRanking
 
 PREFIX, ANN, BOTH, BEAMS, CATALOG, POPULARITY = "prefix", "ann", "both", "beams", "catalog", "popularity"
-ROUTER_MODELS = ("router_generative", "router_hybrid_cosine", "router_fused", "router_fused_dpo")
 
 
 @dataclass(frozen=True)
@@ -36,20 +35,18 @@ class Why:
         return {"channel": self.channel, "base_score": self.base_score, "final_score": self.final_score}
 
 
-def explain(
-    components: Mapping[str, Any], serving: str, histories: Sequence[list[str]], ranked: Sequence[list[str]], k: int
-) -> list[list[Why]]:
-    """One ``Why`` per ranked item of each history (histories of known items, as the model ranked them)."""
-    if serving == "sasrec":
+def explain(ranking: Ranker, histories: Sequence[list[str]], ranked: Sequence[list[str]], k: int) -> list[list[Why]]:
+    """One ``Why`` per ranked item of each history (histories of known items, as ``ranking`` ranked them)."""
+    if isinstance(ranking, SasrecRanking):
         return [[Why(CATALOG) for _ in row] for row in ranked]
-    if serving not in ROUTER_MODELS or not histories:
+    if not isinstance(ranking, RouterRanking) or not histories:
         return [[Why() for _ in row] for row in ranked]
-    found, item_ids = router_retrieval(components, list(histories), k)
-    index = {item: i for i, item in enumerate(item_ids)}
-    reranker = load_reranker(components["dpo_checkpoint"]) if serving == "router_fused_dpo" else None
+    serving, reranker = ranking.name, ranking.reranker
+    found = ranking.router.retrieve(list(histories), k, log_probs=serving == "router_generative")
+    index = ranking.router.items
     out = []
     for row, items in enumerate(ranked):
-        rows = np.asarray([index[item] for item in items], dtype=np.int64)
+        rows = index.encode([items])[0]
         query, keys = found.queries[row], found.keys[torch.from_numpy(rows)]
         base = (keys @ query).float()
         at = np.searchsorted(found.candidates[row], rows)  # candidates are sorted item indices

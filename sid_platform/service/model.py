@@ -184,7 +184,7 @@ class ServiceModel:
         if with_reasons and rows:
             known = [[item for item in histories[row] if item in self.served.catalog] for row in rows]
             try:
-                found = explain(self.components, self.serving, known, [ranked_items[row] for row in rows], k)
+                found = explain(self.served.rank, known, [ranked_items[row] for row in rows], k)
                 reasons = dict(zip(rows, found, strict=True))
             except Exception:  # the annotation must never cost the answer itself
                 _LOG.warning(

@@ -1,21 +1,31 @@
-"""The served ranking path: item-id histories in, ranked item ids out, one function per servable model.
+"""The served ranking path: item-id histories in, ranked item ids out, one prepared ranking per servable model.
 
-The bundle's ``predict`` and the evaluation rank through the same functions: SASRec through the harness's
-``rank_with_scorer``, the router through ``retrieve`` (its hybrid cosine ranking), and the reranked ranking
-through ``dpo_ranking``, so a served list is the list that was measured.
+The bundle's ``predict``, the HTTP service and the evaluation rank through the same functions: SASRec through
+the harness's ``rank_with_scorer``, the router through ``retrieve`` and the reranked ranking through
+``dpo_ranking``, so a served list is the list that was measured.
+
+Why prepared: everything a request would otherwise redo over the whole catalog (open the checkpoint, build the
+trie, map item ids to indices, compute every item's token) is done once when the bundle loads
+(``RANKERS[name](components)``), so a request costs what its history, the code vocabulary and its candidates
+cost, not what the catalog costs (``benchmarks/scale_curve.py`` measures it from 10k to 1M items).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from sid_platform.evaluation.metrics import rank_with_scorer
 from sid_platform.progress import LogLine, Progress
 from sid_platform.reranking.dpo import Reranker, rerank
+from sid_platform.retrieval.ann import AnnIndex
 from sid_platform.retrieval.pipeline import Retrieval, retrieve
+from sid_platform.retrieval.router import SemanticRouter
+from sid_platform.retrieval.trie import SidTrie
 from sid_platform.sequences import exclude_seen, ranking_depth
 from sid_platform.serving.models import load_codebooks, load_reranker, load_router, load_sasrec
 
@@ -25,13 +35,30 @@ SERVING_REASON = (
     "ranking below that SASRec on validation."
 )
 
-Ranker = Callable[[Mapping[str, Any], list[list[str]], int], list[list[str]]]
+Ranker = Callable[[list[list[str]], int], list[list[str]]]  # item-id histories, k → top-k item ids per history
+Prepare = Callable[[Mapping[str, Any]], Ranker]  # a bundle's components → its ranker, opened once
+
+
+class ItemIndex:
+    """Item ids ↔ the model's item indices, built once per model (a dict over the catalog)."""
+
+    def __init__(self, item_ids: Sequence[str]) -> None:
+        self.item_ids = list(item_ids)
+        self._index = {item: i for i, item in enumerate(self.item_ids)}
+
+    def encode(self, histories: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Item-id histories → item indices; items outside the catalog are skipped."""
+        index = self._index
+        return [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
+
+    def lists(self, ranked: np.ndarray) -> list[list[str]]:
+        """[users, k] item indices (-1 padding) → lists of item ids."""
+        return item_lists(ranked, self.item_ids)
 
 
 def encode_histories(item_ids: list[str], histories: list[list[str]]) -> list[np.ndarray]:
     """Item-id histories → item indices of the model's vocabulary; items it does not know are skipped."""
-    index = {item: i for i, item in enumerate(item_ids)}
-    return [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
+    return ItemIndex(item_ids).encode(histories)
 
 
 def item_lists(ranked: np.ndarray, item_ids: list[str]) -> list[list[str]]:
@@ -84,60 +111,101 @@ def router_rankings(
     }
 
 
-def rank_sasrec(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """SASRec over the full catalog."""
-    sasrec = load_sasrec(components["sasrec_model"])
-    encoded = encode_histories(sasrec.item_ids, histories)
-    return item_lists(rank_with_scorer(sasrec.model.score, encoded, k, exclude_history=False), sasrec.item_ids)
+@dataclass(frozen=True)
+class SasrecRanking:
+    """SASRec over the full catalog (its cost is O(catalog) by design: it scores every item)."""
+
+    model: Any
+    items: ItemIndex
+
+    @classmethod
+    def open(cls, components: Mapping[str, Any]) -> SasrecRanking:
+        sasrec = load_sasrec(components["sasrec_model"])
+        return cls(sasrec.model, ItemIndex(sasrec.item_ids))
+
+    def __call__(self, histories: list[list[str]], k: int) -> list[list[str]]:
+        ranked = rank_with_scorer(self.model.score, self.items.encode(histories), k, exclude_history=False)
+        return self.items.lists(ranked)
 
 
-def router_retrieval(components: Mapping[str, Any], histories: list[list[str]], k: int) -> tuple[Retrieval, list[str]]:
-    """The router's serving path: prefix channel ∪ ANN channel, with base scores and both rankings."""
-    router = load_router(components["router_checkpoint"])
-    trie = load_codebooks(components["codebooks"]).trie(components["usid_table"], router.item_ids)
-    index = components["faiss_index"]
-    found = retrieve(router.model, trie, index, encode_histories(router.item_ids, histories), k, index.top_n)
-    return found, router.item_ids
+@dataclass(frozen=True)
+class ServingRouter:
+    """The router as requests use it, opened once: the model, its catalog, the trie, the FAISS index, and every
+    item's token computed once (the model is only ever evaluated here, so the tokens cannot go stale)."""
+
+    model: SemanticRouter
+    items: ItemIndex
+    trie: SidTrie
+    index: AnnIndex
+    tokens: torch.Tensor  # [n_items, d]
+
+    @classmethod
+    def open(cls, components: Mapping[str, Any]) -> ServingRouter:
+        router = load_router(components["router_checkpoint"])
+        trie = load_codebooks(components["codebooks"]).trie(components["usid_table"], router.item_ids)
+        router.model.eval()
+        with torch.no_grad():
+            tokens = router.model.item_tokens()
+        return cls(router.model, ItemIndex(router.item_ids), trie, components["faiss_index"], tokens)
+
+    def retrieve(self, histories: list[list[str]], k: int, log_probs: bool = False) -> Retrieval:
+        """The router's serving path: beams ∪ prefix channel ∪ ANN channel, scored, and its rankings.
+
+        The candidates' exact generative log-probabilities are computed when the fused score uses them (a
+        fusion weight other than 0) or when asked; otherwise no ranking reads them and they are skipped.
+        """
+        encoded = self.items.encode(histories)
+        needed = log_probs or bool(float(self.model.fusion_weight))
+        found = retrieve(
+            self.model, self.trie, self.index, encoded, k, self.index.top_n, tokens=self.tokens, log_probs=needed
+        )
+        return found
 
 
-def rank_router_hybrid_cosine(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """Hybrid candidates ranked by cosine (the base ranking)."""
-    found, item_ids = router_retrieval(components, histories, k)
-    return item_lists(found.hybrid_cosine, item_ids)
+ROUTER_RANKINGS = ("router_generative", "router_hybrid_cosine", "router_fused", "router_fused_dpo")
 
 
-def rank_router_fused(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """Hybrid candidates ranked by the fused score (cosine + weighted generative log-probability)."""
-    found, item_ids = router_retrieval(components, histories, k)
-    return item_lists(found.fused, item_ids)
+@dataclass(frozen=True)
+class RouterRanking:
+    """One of the router's rankings: the beam search's IDs, the union by cosine, by the fused score (cosine +
+    weighted generative log-probability), or by the fused score with the bounded DPO reranker on its pool."""
+
+    name: str
+    router: ServingRouter
+    reranker: Reranker | None  # router_fused_dpo only
+
+    @classmethod
+    def opener(cls, name: str) -> Prepare:
+        if name not in ROUTER_RANKINGS:
+            raise ValueError(f"unknown router ranking {name!r}")
+
+        def open_ranking(components: Mapping[str, Any]) -> RouterRanking:
+            dpo = load_reranker(components["dpo_checkpoint"]) if name == "router_fused_dpo" else None
+            return cls(name, ServingRouter.open(components), dpo)
+
+        return open_ranking
+
+    def ranked(self, found: Retrieval, k: int) -> np.ndarray:
+        """[users, k] this ranking's item indices from a retrieval."""
+        if self.reranker is not None:
+            return dpo_ranking(self.reranker, found, k)
+        return {"router_generative": found.generative, "router_hybrid_cosine": found.hybrid_cosine}.get(
+            self.name,
+            found.fused,  # router_fused
+        )
+
+    def __call__(self, histories: list[list[str]], k: int) -> list[list[str]]:
+        return self.router.items.lists(self.ranked(self.router.retrieve(histories, k), k))
 
 
-def rank_router_generative(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """The constrained beam search's IDs, by log-probability."""
-    found, item_ids = router_retrieval(components, histories, k)
-    return item_lists(found.generative, item_ids)
-
-
-def rank_router_fused_dpo(components: Mapping[str, Any], histories: list[list[str]], k: int) -> list[list[str]]:
-    """Hybrid candidates ranked by the fused score, the top of the pool reordered by the bounded DPO reranker."""
-    found, item_ids = router_retrieval(components, histories, k)
-    return item_lists(dpo_ranking(load_reranker(components["dpo_checkpoint"]), found, k), item_ids)
-
-
-# Serving model name (as the evaluation names it) → how the bundle ranks with it. A ranking the bundle should
+# Serving model name (as the evaluation names it) → how the bundle opens its ranker. A ranking the bundle should
 # serve is one more entry, reading its components by name.
-RANKERS: dict[str, Ranker] = {
-    "sasrec": rank_sasrec,
-    "router_generative": rank_router_generative,
-    "router_hybrid_cosine": rank_router_hybrid_cosine,
-    "router_fused": rank_router_fused,
-    "router_fused_dpo": rank_router_fused_dpo,
+RANKERS: dict[str, Prepare] = {"sasrec": SasrecRanking.open} | {
+    name: RouterRanking.opener(name) for name in ROUTER_RANKINGS
 }
 
 # Serving model name → the component whose item ids are its catalog (what a history's ids are checked against).
-CATALOG_COMPONENT: dict[str, str] = {"sasrec": "sasrec_model"} | {
-    name: "router_checkpoint" for name in RANKERS if name.startswith("router_")
-}
+CATALOG_COMPONENT: dict[str, str] = {"sasrec": "sasrec_model"} | {name: "router_checkpoint" for name in ROUTER_RANKINGS}
 
 
 def serving_catalog(components: Mapping[str, Any], serving: str) -> list[str]:

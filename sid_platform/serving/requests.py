@@ -101,14 +101,14 @@ def fallback(rank: Ranker, components: Mapping[str, Any], k: int) -> tuple[str, 
     table = components.get(POPULARITY)
     if isinstance(table, pl.DataFrame):
         return POPULARITY, table["item_id"].head(k).to_list()
-    return EMPTY_HISTORY, rank(components, [[]], k)[0]
+    return EMPTY_HISTORY, rank([[]], k)[0]
 
 
 @dataclass(frozen=True)
 class ServedModel:
     """What every request needs, prepared once when the bundle loads: the ranking, its catalog, the SIDs."""
 
-    rank: Ranker
+    rank: Ranker  # opened once (``RANKERS[name](components)``); a request only ranks
     components: Mapping[str, Any]
     catalog: frozenset[str]
     sid_of: Mapping[str, str]
@@ -122,7 +122,8 @@ class ServedModel:
         sid_of: dict[str, str] = {}
         if isinstance(table, pl.DataFrame):
             sid_of = dict(zip(table["item_id"].to_list(), table["sid"].to_list(), strict=True))
-        return cls(RANKERS[serving], components, frozenset(serving_catalog(components, serving)), sid_of)
+        catalog = frozenset(serving_catalog(components, serving))
+        return cls(RANKERS[serving](components), components, catalog, sid_of)
 
     def answer(self, histories: list[list[str]], k: int) -> pd.DataFrame:
         """One row per history: ``items`` (top ``k``), their ``sids``, the ``fallback`` used (null when the model
@@ -132,7 +133,7 @@ class ServedModel:
         rankable = [row for row, history in enumerate(known) if history]
         ranked: dict[int, list[str]] = {}
         if rankable:
-            ranked = dict(zip(rankable, self.rank(self.components, [known[row] for row in rankable], k), strict=True))
+            ranked = dict(zip(rankable, self.rank([known[row] for row in rankable], k), strict=True))
         used, default = fallback(self.rank, self.components, k) if len(rankable) < len(histories) else (None, [])
         items = [list(ranked.get(row, default)) for row in range(len(histories))]
         columns = {

@@ -78,8 +78,8 @@ def test_the_bundle_serves_the_rankings_that_were_measured(main_run: MainRun):
         for a, b in zip(encode_histories(item_ids, histories), sequences.test.histories, strict=True)
     )
     index = {item: i for i, item in enumerate(item_ids)}
-    for name, rank in RANKERS.items():
-        served = np.asarray([[index[item] for item in row] for row in rank(components, histories, 20)])
+    for name, open_ranking in RANKERS.items():
+        served = np.asarray([[index[item] for item in row] for row in open_ranking(components)(histories, 20)])
         figures = main_run.outputs["evaluation"]["test"]["metrics"][name]
         assert ranking_metrics(served, sequences.test.targets, (5, 10, 20)) == figures, name
 

@@ -27,7 +27,7 @@ class FakeRanker:
     def __init__(self) -> None:
         self.calls: list[list[list[str]]] = []
 
-    def __call__(self, components, histories, k):
+    def __call__(self, histories, k):
         self.calls.append(histories)
         return [["d", "c", "b", "a"][:k] for _ in histories]
 
