@@ -33,10 +33,33 @@ from sid_platform.settings import data_home
 MODEL = "sid-recommender"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the OS picks it); shared by the HTTP benchmarks."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for_http(port: int, path: str, process: subprocess.Popen, seconds: float) -> bytes:
+    """Poll ``GET path`` on loopback until it answers 200 (the body); a server still loading answers 503 or
+    refuses the connection. ``RuntimeError`` when ``process`` exits first, ``TimeoutError`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode} before {path} answered 200")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            body = response.read()
+            if response.status == 200:
+                return body
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.2)
+    raise TimeoutError(f"{path} did not answer 200 within {seconds:.0f}s")
 
 
 def _records(history: list[str], k: int | None = 10) -> bytes:
@@ -100,7 +123,7 @@ def main() -> None:
 
     tracking = Tracking.resolve()
     items = pl.read_parquet(data_home() / "assets" / "item_catalog.parquet")["item_id"].to_list()
-    port = _free_port()
+    port = free_port()
     bin_dir = str(Path(sys.executable).parent)  # mlflow starts `uvicorn` from PATH: the venv's
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.uri, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     server = subprocess.Popen(
@@ -109,17 +132,11 @@ def main() -> None:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                connection.request("GET", "/ping")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(1)
-        else:
-            raise SystemExit(f"the scoring server did not answer /ping: {server.stderr.read()[-2000:]}")
+        try:
+            wait_for_http(port, "/ping", server, 300)
+        except (RuntimeError, TimeoutError) as error:
+            log = server.stderr.read()[-2000:] if server.poll() is not None else "(still running)"
+            raise SystemExit(f"the scoring server did not answer /ping: {error}: {log}") from None
         out: list = []
         lock = threading.Lock()
         until = time.monotonic() + args.seconds

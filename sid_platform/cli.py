@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sid_platform.profiles import PROFILE_NAMES
+from sid_platform.serving import RANKERS
 from sid_platform.settings import data_home
 
 if TYPE_CHECKING:
@@ -198,6 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         cache_k=args.cache_k,
         precompute_users=args.precompute_users,
+        ranking=args.ranking,
         lookup=args.lookup,
         dynamodb_table=args.dynamodb_table,
         dynamodb_endpoint=args.dynamodb_endpoint,
@@ -219,6 +221,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--cache-k", type=int, default=10, help="items precomputed per known user")
     serve.add_argument(
         "--precompute-users", type=int, default=None, help="precompute the first N known users (default: all)"
+    )
+    serve.add_argument(
+        "--ranking",
+        choices=list(RANKERS),
+        default=None,
+        help="serve this ranking of the champion's bundle, e.g. a canary (default: the one its evaluation chose)",
     )
     serve.add_argument("--lookup", choices=("memory", "dynamodb"), default="memory", help="item/prefix lookup store")
     serve.add_argument("--dynamodb-table", default="sid-usids")

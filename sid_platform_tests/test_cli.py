@@ -11,10 +11,13 @@ from dagster import validate_run_config
 
 from sid_platform.automation.run import local_instance, main_job_run_config
 from sid_platform.automation.run_config import load_run_config_file, merge, validated
-from sid_platform.cli import USAGE_ERROR, main
+from sid_platform.cli import USAGE_ERROR, build_parser, main
 from sid_platform.data.synthetic import generate
 from sid_platform.definitions import defs
 from sid_platform.profiles import PROFILE_NAMES, run_config
+from sid_platform.service import server
+from sid_platform.service.server import ServiceSettings
+from sid_platform.serving import RANKERS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -184,3 +187,19 @@ def test_missing_data_files_are_named_before_the_run_and_a_failed_step_says_why(
     assert main(["run", "--config", str(config), "--select", "raw_interactions"]) == 1
     out = capsys.readouterr().out
     assert "step ingest failed: " in out and "required column(s) ['user_id', 'item_id'] not found" in out
+
+
+def test_serve_takes_a_ranking_override_and_passes_it_to_the_service(monkeypatch: pytest.MonkeyPatch, capsys):
+    served: list[ServiceSettings] = []
+    monkeypatch.setattr(server, "serve", served.append)
+    assert main(["serve", "--ranking", "router_fused", "--precompute-users", "0"]) == 0
+    assert main(["serve"]) == 0
+    assert [settings.ranking for settings in served] == ["router_fused", None]  # None: the evaluation's choice
+    assert served[0].precompute_users == 0
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["serve", "--ranking", "router_fancy"])
+    assert refused.value.code == USAGE_ERROR and "invalid choice: 'router_fancy'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    serve_help = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
+    assert "{" + ",".join(RANKERS) + "}" in serve_help and "(default: the one its evaluation chose)" in serve_help

@@ -53,6 +53,7 @@ CONFIG_ARTIFACT = "config"
 CONFIG_FILE = "config.json"
 MODEL_ARTIFACT_PATH = "model"
 ARTIFACTS_FOLDER = "artifacts"  # where MLflow puts a pyfunc model's artifacts inside its folder
+SERVING_CONFIG = "serving"  # model_config key: a ranking (``sid_platform.serving.RANKERS``) to serve instead
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec(Array(DataType.string), "history")]),
     outputs=Schema(
@@ -142,18 +143,37 @@ class ServableRecommender(mlflow.pyfunc.PythonModel):
     Input: a frame with a ``history`` column (lists of item ids, oldest first); ``params={"k": 10}`` (1 to
     ``sid_platform.serving.MAX_K``). Output per row: ``items``, ``sids``, ``fallback`` (null when the model
     ranked the history; ``"popularity"`` for an empty or all-unknown one) and ``unknown_items`` (ids outside
-    the catalog). The serving model is the one the evaluation named (``config["evaluation"]["model"]``).
+    the catalog). The serving model is the one the evaluation named (``config["evaluation"]["model"]``), unless
+    the loader names another (``load_context``).
     The instance holds no data until ``load_context``, so MLflow's pickle of it is a reference to this class.
     """
 
     def load_context(self, context: Any) -> None:
-        """Read ``config.json``, check every component's SHA-256 against it, then read the components."""
+        """Read ``config.json``, check every component's SHA-256 against it, then read the components.
+
+        The ranking served is the evaluation's choice unless ``context.model_config["serving"]`` names another
+        (``load_bundle(..., serving=)``; MLflow's own loader passes only the keys saved with the model, so none):
+        a canary, or a comparison of two rankings of one bundle. Either way one history is ranked before the
+        model is returned, so a ranking the bundle cannot serve (an unknown name, a component it lacks) is
+        refused at load in one line, never at the first request.
+        """
         use_threads("serving")  # one intra-op thread: a request is a small batch (see sid_platform/threads.py)
         self.config = json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text())
         self.components = read_components(self.config, context.artifacts)
-        self.serving = self.config.get("evaluation", {}).get("model", "sasrec")
+        override = (getattr(context, "model_config", None) or {}).get(SERVING_CONFIG)
+        self.serving = override or self.config.get("evaluation", {}).get("model", "sasrec")
         try:
             self.served = ServedModel.of(self.components, self.serving)
+            if self.served.catalog:  # one history ranked now: a component the ranking reads is missing here
+                self.served.answer([[min(self.served.catalog)]], 1)
+        except KeyError as error:
+            missing = error.args[0] if error.args else None
+            if not isinstance(missing, str) or missing in self.components:
+                raise
+            raise MlflowException(
+                f"the bundle cannot serve {self.serving!r}: it has no {missing!r} component "
+                f"(it has {', '.join(sorted(self.components))})"
+            ) from None
         except ValueError as error:  # a model this code cannot serve: refuse to load, not to answer
             raise MlflowException(str(error)) from error
 
@@ -260,11 +280,12 @@ def pinned_config(tracking: Tracking, version: ModelVersion) -> dict:
         return json.loads(Path(path).read_text())
 
 
-def load_bundle(model_dir: str | Path) -> ServableRecommender:
+def load_bundle(model_dir: str | Path, serving: str | None = None) -> ServableRecommender:
     """The recommender from a downloaded model folder (``download_version``) without MLflow's loader.
 
     Reads ``config.json`` and the components it pins (hash-checked), and never opens ``python_model.pkl``:
-    the way to load a bundle from a registry one does not fully trust.
+    the way to load a bundle from a registry one does not fully trust. ``serving`` names the ranking to serve
+    (default: the one the evaluation chose); one the bundle cannot serve is an ``MlflowException``.
     """
     folder = Path(model_dir) / ARTIFACTS_FOLDER
     config_path = folder / CONFIG_FILE
@@ -276,5 +297,5 @@ def load_bundle(model_dir: str | Path) -> ServableRecommender:
             raise BundleIntegrityError(f"{CONFIG_FILE} pins component {name!r} as {file!r}, not a file name")
         artifacts[name] = str(folder / file)
     model = ServableRecommender()
-    model.load_context(SimpleNamespace(artifacts=artifacts))
+    model.load_context(SimpleNamespace(artifacts=artifacts, model_config={SERVING_CONFIG: serving} if serving else {}))
     return model

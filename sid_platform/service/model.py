@@ -112,11 +112,15 @@ class ServiceModel:
         *,
         cache_k: int = DEFAULT_CACHE_K,
         precompute_users: int | None = None,
+        serving: str | None = None,
         keep: Any = None,
     ) -> ServiceModel:
-        """Everything a request needs, ready: hash-checked components, lookups written, known users ranked."""
+        """Everything a request needs, ready: hash-checked components, lookups written, known users ranked.
+
+        ``serving`` overrides the ranking the evaluation chose (``load_bundle``): a canary or a comparison.
+        """
         started = time.perf_counter()
-        bundle = load_bundle(model_dir)  # no pickle; every component checked against its pinned SHA-256
+        bundle = load_bundle(model_dir, serving)  # no pickle; every component checked against its pinned SHA-256
         components, config = bundle.components, bundle.config
         table = components["usid_table"]
         namespace = sync_usid_table(lookups, table)

@@ -42,6 +42,7 @@ class ChampionWatcher:
         poll_seconds: float = 10.0,
         cache_k: int = DEFAULT_CACHE_K,
         precompute_users: int | None = None,
+        ranking: str | None = None,
         listener: Listener | None = None,
     ) -> None:
         self.tracking = tracking
@@ -50,6 +51,7 @@ class ChampionWatcher:
         self.poll_seconds = poll_seconds
         self.cache_k = cache_k
         self.precompute_users = precompute_users
+        self.ranking = ranking  # None: each champion's evaluation's choice; else this ranking of every champion
         self.listener = listener
         self.current: ServiceModel | None = None  # what requests read; replaced, never mutated
         self.last_error: str | None = None
@@ -94,7 +96,12 @@ class ChampionWatcher:
         if previous is not None and previous.version != version:
             self._retained[previous.version] = previous  # kept for a rollback; anything older is dropped
         self.last_error = None
-        _LOG.info("serving champion v%s (was %s)", version, f"v{previous.version}" if previous else "nothing")
+        _LOG.info(
+            "serving champion v%s with %s (was %s)",
+            version,
+            model.serving,
+            f"v{previous.version}" if previous else "nothing",
+        )
         self._tell("swapped", version, time.perf_counter() - started)
         return True
 
@@ -108,6 +115,7 @@ class ChampionWatcher:
                 self.lookups,
                 cache_k=self.cache_k,
                 precompute_users=self.precompute_users,
+                serving=self.ranking,
                 keep=folder,  # removed when the model is dropped and no request holds it
             )
         except BaseException:

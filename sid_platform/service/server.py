@@ -16,6 +16,7 @@ from sid_platform.service.app import create_app
 from sid_platform.service.lookup import DynamoDBLookupStore, InProcessLookupStore, LookupStore
 from sid_platform.service.model import DEFAULT_CACHE_K
 from sid_platform.service.reload import ChampionWatcher
+from sid_platform.serving import RANKERS
 from sid_platform.settings import library_defaults
 from sid_platform.threads import use_threads
 
@@ -30,6 +31,7 @@ class ServiceSettings:
     poll_seconds: float = 10.0
     cache_k: int = DEFAULT_CACHE_K
     precompute_users: int | None = None  # None: every known user
+    ranking: str | None = None  # None: the ranking the champion's evaluation chose; else one of serving.RANKERS
     lookup: str = "memory"  # memory | dynamodb
     dynamodb_table: str = "sid-usids"
     dynamodb_endpoint: str | None = None  # a local DynamoDB; None: AWS (region and credentials from the env)
@@ -52,6 +54,9 @@ def lookup_store(settings: ServiceSettings) -> LookupStore:
 
 
 def build_app(settings: ServiceSettings) -> FastAPI:
+    """The app over the champion; a ``ranking`` no bundle can serve is refused here, before anything loads."""
+    if settings.ranking is not None and settings.ranking not in RANKERS:
+        raise ValueError(f"unknown ranking {settings.ranking!r}; choose one of {', '.join(RANKERS)}")
     use_threads("serving")  # one intra-op thread per request: requests are small batches (sid_platform/threads.py)
     watcher = ChampionWatcher(
         Tracking.resolve(settings.tracking_uri),
@@ -60,6 +65,7 @@ def build_app(settings: ServiceSettings) -> FastAPI:
         poll_seconds=settings.poll_seconds,
         cache_k=settings.cache_k,
         precompute_users=settings.precompute_users,
+        ranking=settings.ranking,
     )
     return create_app(watcher)
 

@@ -18,9 +18,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from sid_platform.assets.promotion import BUNDLE_COMPONENTS, derived_components
 from sid_platform.registry import (
@@ -33,9 +35,11 @@ from sid_platform.registry import (
     set_champion,
 )
 from sid_platform.semantic_ids.prefix_index import PrefixIndex
+from sid_platform.service.app import create_app
 from sid_platform.service.lookup import DynamoDBLookupStore, InProcessLookupStore
 from sid_platform.service.model import ServiceModel
-from sid_platform.serving import MAX_K
+from sid_platform.service.reload import ChampionWatcher
+from sid_platform.serving import MAX_K, RANKERS
 from sid_platform_tests.assets.conftest import MainRun
 from sid_platform_tests.conftest import free_port, wait_for_port
 
@@ -50,6 +54,8 @@ class Registry:
     first: int  # the run's bundle, served by router_fused_dpo
     second: int  # the same components served by router_hybrid_cosine: a visibly different champion
     folder: Path  # the first version, downloaded
+    components: dict[str, Any]  # the run's bundle components
+    pinned: dict[str, Any]  # the run champion's pinned config
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ def registry(main_run: MainRun, tmp_path_factory: pytest.TempPathFactory) -> Reg
     second = log_bundle(tracking, MODEL, components, cosine)
     set_champion(tracking.client, MODEL, int(first.version), note="the service test's first champion")
     folder = download_version(tracking, first, tmp_path_factory.mktemp("served"))
-    return Registry(tracking, int(first.version), int(second.version), folder)
+    return Registry(tracking, int(first.version), int(second.version), folder, components, pinned)
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +169,47 @@ def test_a_known_user_is_answered_from_the_cache_until_their_history_changes(ser
     assert ask(k=3)["cache"] == "miss"  # the stored history differs from the cached one now
     metrics = server.client.get("/metrics").text
     assert 'sid_topk_cache_total{result="hit"}' in metrics and 'sid_topk_cache_total{result="miss"}' in metrics
+
+
+def test_a_ranking_override_serves_another_ranking_of_the_same_bundle(registry: Registry, direct: ServiceModel):
+    cosine = ServiceModel.load(
+        registry.folder, str(registry.first), InProcessLookupStore(), precompute_users=0, serving="router_hybrid_cosine"
+    )
+    assert (direct.serving, cosine.serving) == ("router_fused_dpo", "router_hybrid_cosine")  # the evaluation's, ours
+    histories = [list(history) for history in sorted(direct.histories.values())[:20]]
+    ranked = [_ids(answer.items) for answer in cosine.rank(histories, 10)]
+    assert ranked == RANKERS["router_hybrid_cosine"](cosine.components, histories, 10)
+    assert ranked != [_ids(answer.items) for answer in direct.rank(histories, 10)]
+
+
+def test_a_champion_that_cannot_serve_the_watchers_ranking_is_refused_and_the_last_one_kept(registry: Registry):
+    """The canary case: the operator serves the reranked ranking; a new champion without the reranker fails to
+    load with a one-line reason (``last_error``, what /readyz says while nothing is served) and the previous
+    champion goes on serving. A ranking no bundle has fails the same way."""
+    name, tracking = f"{MODEL}-ranking", registry.tracking
+    fused = {**registry.pinned, "evaluation": {**registry.pinned["evaluation"], "model": "router_fused"}}
+    full = log_bundle(tracking, name, registry.components, fused)
+    set_champion(tracking.client, name, int(full.version), note="serves router_fused_dpo by override")
+    watcher = ChampionWatcher(tracking, name, InProcessLookupStore(), precompute_users=0, ranking="router_fused_dpo")
+    client = TestClient(create_app(watcher, start_watcher=False))
+    assert watcher.poll_once() and watcher.current is not None
+    ready = {"status": "ready", "model_version": str(full.version), "serving_model": "router_fused_dpo"}
+    assert client.get("/readyz").json() == ready
+    without_reranker = {key: value for key, value in registry.components.items() if key != "dpo_checkpoint"}
+    partial = log_bundle(tracking, name, without_reranker, fused)
+    set_champion(tracking.client, name, int(partial.version), note="no reranker in this bundle")
+    assert not watcher.poll_once() and watcher.current.version == str(full.version)
+    assert watcher.last_error == (
+        f"champion v{partial.version} failed to load: MlflowException: the bundle cannot serve 'router_fused_dpo': "
+        f"it has no 'dpo_checkpoint' component (it has {', '.join(sorted(without_reranker))})"
+    )
+    assert client.get("/readyz").json() == ready
+    unknown = ChampionWatcher(tracking, name, InProcessLookupStore(), precompute_users=0, ranking="router_fancy")
+    assert not unknown.poll_once() and unknown.current is None
+    refused = TestClient(create_app(unknown, start_watcher=False)).get("/readyz")
+    assert (
+        refused.status_code == 503 and "the bundle cannot serve 'router_fancy'; it serves" in refused.json()["message"]
+    )
 
 
 def test_a_cache_hit_skips_the_model(direct: ServiceModel, monkeypatch: pytest.MonkeyPatch):

@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel, scoring_server
 
 from sid_platform.cli import USAGE_ERROR, main
-from sid_platform.registry import Tracking, download_version, log_bundle, rollback
+from sid_platform.registry import Tracking, download_version, load_bundle, log_bundle, rollback
 from sid_platform.serving import MAX_K, POPULARITY, popularity_table
 from sid_platform.settings import TORCH_THREADS_ENV
 from sid_platform_tests.registry.test_registry import _components, _register
@@ -145,6 +145,27 @@ def test_the_loaded_model_runs_torch_on_one_thread_unless_overridden(model_dir: 
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("serving", "message"),
+    [
+        ("nope", "the bundle cannot serve 'nope'; it serves sasrec, router_generative,"),
+        ("router_fused", "the bundle cannot serve 'router_fused': it has no 'router_checkpoint' component (it has "),
+    ],
+)
+def test_a_ranking_the_bundle_cannot_serve_is_refused_at_load_in_one_line(model_dir: Path, serving: str, message: str):
+    """The override replaces the evaluation's choice before anything is built, and is checked then."""
+    with pytest.raises(MlflowException) as caught:
+        load_bundle(model_dir, serving)
+    assert caught.value.message.startswith(message) and "\n" not in caught.value.message
+
+
+def test_an_override_naming_the_evaluations_choice_serves_as_the_default_does(model_dir: Path):
+    default, named = load_bundle(model_dir), load_bundle(model_dir, "sasrec")
+    assert default.serving == named.serving == "sasrec"
+    frame = pd.DataFrame({"history": [["i1", "i2"], ["i5"]]})
+    assert default.predict(None, frame, {"k": 4}).equals(named.predict(None, frame, {"k": 4}))
 
 
 def test_a_rollback_to_a_missing_version_names_the_versions_that_exist(

@@ -19,6 +19,7 @@ from sid_platform.service.lookup import InProcessLookupStore
 from sid_platform.service.metrics import Metrics
 from sid_platform.service.model import Answer, UnknownItem
 from sid_platform.service.reload import ChampionWatcher
+from sid_platform.service.server import ServiceSettings, build_app
 
 
 class Broken:
@@ -114,3 +115,8 @@ def test_a_request_in_flight_finishes_on_the_model_it_started_with_while_new_one
         old.release.set()
         in_flight.join(30)
     assert [answer["model_version"] for answer in answers] == ["1"]
+
+
+def test_an_unknown_ranking_is_refused_before_anything_loads():
+    with pytest.raises(ValueError, match=r"^unknown ranking 'router_fancy'; choose one of sasrec, router_generative, "):
+        build_app(ServiceSettings(ranking="router_fancy", tracking_uri="sqlite:////nonexistent/mlflow.db"))
