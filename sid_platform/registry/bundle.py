@@ -153,9 +153,9 @@ class ServableRecommender(mlflow.pyfunc.PythonModel):
 
         The ranking served is the evaluation's choice unless ``context.model_config["serving"]`` names another
         (``load_bundle(..., serving=)``; MLflow's own loader passes only the keys saved with the model, so none):
-        a canary, or a comparison of two rankings of one bundle. Either way one history is ranked before the
-        model is returned, so a ranking the bundle cannot serve (an unknown name, a component it lacks) is
-        refused at load in one line, never at the first request.
+        a canary, or a comparison of two rankings of one bundle. Either way the ranking is opened here (every
+        component it reads), so one the bundle cannot serve (an unknown name, a component it lacks) is refused
+        at load in one line, never at the first request.
         """
         use_threads("serving")  # one intra-op thread: a request is a small batch (see sid_platform/threads.py)
         self.config = json.loads(Path(context.artifacts[CONFIG_ARTIFACT]).read_text())
@@ -163,9 +163,7 @@ class ServableRecommender(mlflow.pyfunc.PythonModel):
         override = (getattr(context, "model_config", None) or {}).get(SERVING_CONFIG)
         self.serving = override or self.config.get("evaluation", {}).get("model", "sasrec")
         try:
-            self.served = ServedModel.of(self.components, self.serving)
-            if self.served.catalog:  # one history ranked now: a component the ranking reads is missing here
-                self.served.answer([[min(self.served.catalog)]], 1)
+            self.served = ServedModel.of(self.components, self.serving)  # opens the ranking: reads its components
         except KeyError as error:
             missing = error.args[0] if error.args else None
             if not isinstance(missing, str) or missing in self.components:

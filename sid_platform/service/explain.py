@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sid_platform.retrieval.pipeline import Retrieval
 from sid_platform.serving import Ranker, RouterRanking, SasrecRanking
 
 PREFIX, ANN, BOTH, BEAMS, CATALOG, POPULARITY = "prefix", "ann", "both", "beams", "catalog", "popularity"
@@ -35,14 +36,14 @@ class Why:
         return {"channel": self.channel, "base_score": self.base_score, "final_score": self.final_score}
 
 
-def explain(ranking: Ranker, histories: Sequence[list[str]], ranked: Sequence[list[str]], k: int) -> list[list[Why]]:
-    """One ``Why`` per ranked item of each history (histories of known items, as ``ranking`` ranked them)."""
+def explain(ranking: Ranker, found: Retrieval | None, ranked: Sequence[list[str]]) -> list[list[Why]]:
+    """One ``Why`` per ranked item of each list ``ranking`` gave; ``found``: the retrieval it ranked from (one row
+    per list, ``ServedModel.answer_traced``), for the router's rankings."""
     if isinstance(ranking, SasrecRanking):
         return [[Why(CATALOG) for _ in row] for row in ranked]
-    if not isinstance(ranking, RouterRanking) or not histories:
+    if not isinstance(ranking, RouterRanking) or found is None:
         return [[Why() for _ in row] for row in ranked]
     serving, reranker = ranking.name, ranking.reranker
-    found = ranking.router.retrieve(list(histories), k, log_probs=serving == "router_generative")
     index = ranking.router.items
     out = []
     for row, items in enumerate(ranked):

@@ -180,16 +180,15 @@ class ServiceModel:
 
     def rank(self, histories: list[list[str]], k: int, with_reasons: bool = True) -> list[Answer]:
         """The served model's answer to each history, with SIDs, titles, channels and scores."""
-        frame = self.served.answer(histories, k)
+        frame, found = self.served.answer_traced(histories, k)
         ranked_items = [list(items) for items in frame["items"]]
         fallbacks = frame["fallback"].tolist()
         reasons: dict[int, list[Why]] = {}
         rows = [row for row, used in enumerate(fallbacks) if used is None]
         if with_reasons and rows:
-            known = [[item for item in histories[row] if item in self.served.catalog] for row in rows]
             try:
-                found = explain(self.served.rank, known, [ranked_items[row] for row in rows], k)
-                reasons = dict(zip(rows, found, strict=True))
+                why = explain(self.served.rank, found, [ranked_items[row] for row in rows])
+                reasons = dict(zip(rows, why, strict=True))
             except Exception:  # the annotation must never cost the answer itself
                 _LOG.warning(
                     "could not explain the %s ranking; channels and scores left null", self.serving, exc_info=True

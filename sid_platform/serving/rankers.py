@@ -197,6 +197,11 @@ class RouterRanking:
     def __call__(self, histories: list[list[str]], k: int) -> list[list[str]]:
         return self.router.items.lists(self.ranked(self.router.retrieve(histories, k), k))
 
+    def traced(self, histories: list[list[str]], k: int) -> tuple[list[list[str]], Retrieval]:
+        """The same lists and the retrieval behind them (what an explanation reads: channels, scores)."""
+        found = self.router.retrieve(histories, k, log_probs=self.name == "router_generative")
+        return self.router.items.lists(self.ranked(found, k)), found
+
 
 # Serving model name (as the evaluation names it) → how the bundle opens its ranker. A ranking the bundle should
 # serve is one more entry, reading its components by name.

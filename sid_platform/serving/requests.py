@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from sid_platform.serving.rankers import RANKERS, Ranker, serving_catalog
+from sid_platform.retrieval.pipeline import Retrieval
+from sid_platform.serving.rankers import RANKERS, Ranker, RouterRanking, serving_catalog
 
 DEFAULT_K = 10
 MAX_K = 1000
@@ -128,12 +129,23 @@ class ServedModel:
     def answer(self, histories: list[list[str]], k: int) -> pd.DataFrame:
         """One row per history: ``items`` (top ``k``), their ``sids``, the ``fallback`` used (null when the model
         ranked the history) and the history's ``unknown_items`` (ids outside the catalog, first appearance order)."""
+        return self.answer_traced(histories, k)[0]
+
+    def answer_traced(self, histories: list[list[str]], k: int) -> tuple[pd.DataFrame, Retrieval | None]:
+        """``answer``, and for the router's rankings the retrieval behind it, one row per history the model ranked
+        (those whose ``fallback`` is null, in order): an explanation reads it instead of retrieving again."""
         known = [[item for item in history if item in self.catalog] for history in histories]
         unknown = [list(dict.fromkeys(item for item in history if item not in self.catalog)) for history in histories]
         rankable = [row for row, history in enumerate(known) if history]
         ranked: dict[int, list[str]] = {}
+        found = None
         if rankable:
-            ranked = dict(zip(rankable, self.rank([known[row] for row in rankable], k), strict=True))
+            asked = [known[row] for row in rankable]
+            if isinstance(self.rank, RouterRanking):
+                lists, found = self.rank.traced(asked, k)
+            else:
+                lists = self.rank(asked, k)
+            ranked = dict(zip(rankable, lists, strict=True))
         used, default = fallback(self.rank, self.components, k) if len(rankable) < len(histories) else (None, [])
         items = [list(ranked.get(row, default)) for row in range(len(histories))]
         columns = {
@@ -142,4 +154,4 @@ class ServedModel:
             "fallback": [None if row in ranked else used for row in range(len(histories))],
             "unknown_items": unknown,
         }
-        return pd.DataFrame({name: pd.Series(columns[name], dtype=object) for name in OUTPUT_COLUMNS})
+        return pd.DataFrame({name: pd.Series(columns[name], dtype=object) for name in OUTPUT_COLUMNS}), found

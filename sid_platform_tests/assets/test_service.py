@@ -178,7 +178,7 @@ def test_a_ranking_override_serves_another_ranking_of_the_same_bundle(registry: 
     assert (direct.serving, cosine.serving) == ("router_fused_dpo", "router_hybrid_cosine")  # the evaluation's, ours
     histories = [list(history) for history in sorted(direct.histories.values())[:20]]
     ranked = [_ids(answer.items) for answer in cosine.rank(histories, 10)]
-    assert ranked == RANKERS["router_hybrid_cosine"](cosine.components, histories, 10)
+    assert ranked == RANKERS["router_hybrid_cosine"](cosine.components)(histories, 10)
     assert ranked != [_ids(answer.items) for answer in direct.rank(histories, 10)]
 
 
@@ -216,7 +216,7 @@ def test_a_cache_hit_skips_the_model(direct: ServiceModel, monkeypatch: pytest.M
     class NoModel:
         catalog = direct.served.catalog
 
-        def answer(self, histories, k):
+        def answer_traced(self, histories, k):
             raise AssertionError("the model was called")
 
     user, stored = sorted(direct.histories.items())[1]

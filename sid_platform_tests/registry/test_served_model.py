@@ -3,6 +3,7 @@ that ``mlflow models serve`` runs. Every bad request is a one-line INVALID_PARAM
 stack trace; a history the model cannot rank gets the popularity fallback, flagged; unknown ids come back; the
 loaded model runs torch on one thread; a rollback to a version that does not exist says which ones do."""
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -97,7 +98,11 @@ def test_an_id_that_is_not_a_string_is_refused_or_reported_unknown(served: PyFun
 
 
 def test_an_unexpected_failure_is_a_one_line_internal_error(served: PyFuncModel, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setitem(served.unwrap_python_model().components, "sasrec_model", None)  # opening it fails
+    def broken(histories: list[list[str]], k: int) -> list[list[str]]:  # a ranking that fails inside
+        raise AttributeError("'NoneType' object has no attribute 'score'")
+
+    model = served.unwrap_python_model()
+    monkeypatch.setattr(model, "served", dataclasses.replace(model.served, rank=broken))
     with pytest.raises(MlflowException) as caught:
         served.predict(FRAME, params={"k": 3})
     assert caught.value.error_code == "INTERNAL_ERROR" and caught.value.get_http_status_code() == 500

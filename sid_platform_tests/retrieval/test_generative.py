@@ -92,3 +92,28 @@ def test_a_dot_product_head_serves_its_tied_item_tokens_and_fuses_on_the_logit_s
         assert np.allclose(found.fused_scores[user], found.base_scores[user] + 0.5 * found.log_probs[user], atol=1e-5)
     with pytest.raises(ValueError, match="dense_score must be one of cosine, dot"):
         SemanticRouter(RouterConfig(dense_score="l2"), torch.from_numpy(SIDS), VOCAB)
+
+
+def test_without_log_probs_a_zero_weight_gives_the_same_rankings_and_a_nonzero_weight_refuses():
+    router, trie, index = toy(n_prefixes=1, top_n=2, seed=8)
+    full = retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2)
+    lean = retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2, log_probs=False)
+    assert lean.log_probs is None and full.log_probs is not None
+    for name in ("generative", "hybrid_cosine", "fused"):
+        assert np.array_equal(getattr(lean, name), getattr(full, name)), name
+    assert all(np.array_equal(a, b) for a, b in zip(lean.fused_scores, full.fused_scores, strict=True))
+    with torch.no_grad():
+        router.fusion_weight.fill_(0.5)
+    with pytest.raises(ValueError, match="needs the generative log-probabilities"):
+        retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2, log_probs=False)
+
+
+def test_precomputed_item_tokens_give_the_retrieval_computed_without_them():
+    router, trie, index = toy(n_prefixes=1, top_n=2, seed=9)
+    with torch.no_grad():
+        tokens = router.item_tokens()
+    given = retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2, tokens=tokens)
+    computed = retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2)
+    for name in ("generative", "hybrid_cosine", "fused"):
+        assert np.array_equal(getattr(given, name), getattr(computed, name)), name
+    assert torch.equal(given.queries, computed.queries) and torch.equal(given.keys, computed.keys)

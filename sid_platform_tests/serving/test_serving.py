@@ -14,6 +14,7 @@ from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
 from sid_platform.evaluation.harness import Protocol
 from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.reranking.dpo import Reranker, RerankerConfig, rerank
+from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.retrieval.stored import retrieve_users
 from sid_platform.semantic_ids import RQKMeansConfig, RQKMeansTokenizer, build_usid_table
@@ -21,6 +22,9 @@ from sid_platform.semantic_ids.checkpoint import CodebooksCheckpoint
 from sid_platform.sequences import exclude_seen
 from sid_platform.serving import (
     RANKERS,
+    ItemIndex,
+    RouterRanking,
+    ServingRouter,
     dpo_ranking,
     encode_histories,
     item_lists,
@@ -135,3 +139,17 @@ def test_serving_stays_below_the_registry_the_assets_and_dagster():
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             bad = [n for n in names if n.split(".")[0] == "dagster" or n.startswith(FORBIDDEN)]
             assert not bad, f"{path.name} imports {bad}"
+
+
+def test_a_router_ranking_is_the_retrieval_it_was_opened_on_and_its_trace_is_that_retrieval():
+    router, trie, index = toy(n_prefixes=2, top_n=3)
+    with torch.no_grad():
+        opened = ServingRouter(router, ItemIndex(ITEMS), trie, index, router.item_tokens())
+    histories = [[ITEMS[i] for i in h] for h in HISTORIES]
+    expected = retrieve(router, trie, index, HISTORIES, 3, 3)
+    for name, ranked in (("router_fused", expected.fused), ("router_generative", expected.generative)):
+        ranking = RouterRanking(name, opened, None)
+        lists, found = ranking.traced(histories, 3)
+        assert lists == ranking(histories, 3) == item_lists(ranked, ITEMS)
+        assert all(np.array_equal(a, b) for a, b in zip(found.candidates, expected.candidates, strict=True))
+        assert (found.log_probs is not None) == (name == "router_generative")  # read by its explanation only
