@@ -156,10 +156,9 @@ class ServingRouter:
         """
         encoded = self.items.encode(histories)
         needed = log_probs or bool(float(self.model.fusion_weight))
-        found = retrieve(
+        return retrieve(
             self.model, self.trie, self.index, encoded, k, self.index.top_n, tokens=self.tokens, log_probs=needed
         )
-        return found
 
 
 ROUTER_RANKINGS = ("router_generative", "router_hybrid_cosine", "router_fused", "router_fused_dpo")
@@ -186,13 +185,12 @@ class RouterRanking:
         return open_ranking
 
     def ranked(self, found: Retrieval, k: int) -> np.ndarray:
-        """[users, k] this ranking's item indices from a retrieval."""
-        if self.reranker is not None:
-            return dpo_ranking(self.reranker, found, k)
-        return {"router_generative": found.generative, "router_hybrid_cosine": found.hybrid_cosine}.get(
-            self.name,
-            found.fused,  # router_fused
-        )
+        """[users, k] this ranking's item indices from a retrieval (as ``router_rankings`` names them)."""
+        if self.name == "router_generative":
+            return found.generative
+        if self.name == "router_hybrid_cosine":
+            return found.hybrid_cosine
+        return found.fused if self.reranker is None else dpo_ranking(self.reranker, found, k)
 
     def __call__(self, histories: list[list[str]], k: int) -> list[list[str]]:
         return self.router.items.lists(self.ranked(self.router.retrieve(histories, k), k))
