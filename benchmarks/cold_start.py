@@ -24,7 +24,8 @@ Reads ``data_splits``, ``item_catalog`` and ``item_embeddings`` as a main-job ru
 Test histories keep held-out items for the router (they are in the catalog once added, and it reads them through
 their codes); SASRec and popularity see those histories without them. A history left empty gets the popularity
 ranking, as the service answers one. On Beauty with 2 cores this trains a router and a SASRec: expect about the
-demo's training time (20 to 30 minutes). Writes ``benchmarks/results/cold_start.json``.
+demo's training time (about 50 minutes with the default configs). Writes
+``benchmarks/results/cold_start[_<name>].json``.
 """
 
 from __future__ import annotations
@@ -275,6 +276,7 @@ def main() -> None:
     parser.add_argument("--router", default="{}", help="RouterConfig overrides, JSON")
     parser.add_argument("--sasrec", default="{}", help="SASRecConfig overrides, JSON")
     parser.add_argument("--reuse-codebooks", action="store_true", help="the stored codebooks (fit on every item)")
+    parser.add_argument("--name", default="", help="suffix of the result file: cold_start_<name>.json")
     args = parser.parse_args()
     assets = LocalBlobStore(data_home() / "assets")  # read as the IO manager stored them; nothing is unpickled
     splits: pl.DataFrame = read_artifact(assets, "data_splits")
@@ -296,7 +298,7 @@ def main() -> None:
     payload["wall_seconds"] = round(time.perf_counter() - started, 1)
     print(cold_table(payload))
     print("cold targets reached by channel:", payload["cold_target_coverage"])
-    print(f"wrote {write_result('cold_start', payload)}")
+    print(f"wrote {write_result('cold_start' + (f'_{args.name}' if args.name else ''), payload)}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ class RouterConfig:
     max_len: int = 50
     dropout: float = 0.5
     use_item_embedding: bool = True  # one learned vector per item beside its code embeddings
+    # Training only: the share of items whose id vector is left out of their token at each step, so the model
+    # also learns to score an item from its codes and content alone, as it must score a new item (cold start).
+    item_id_dropout: float = 0.0
     use_content: bool = True  # project the item's content embedding into its token
     dense_score: str = "dot"  # ANN head: "cosine" (query/key heads, / temperature) or "dot" (state · tied token)
     temperature: float = 0.05  # cosine softmax temperature of the ANN head (unused by "dot")
@@ -136,14 +139,18 @@ class SemanticRouter(nn.Module):
         """[n, d]: the input token of each given item (all by default): code embeddings + id + content.
 
         The id embedding counts only for items it was trained for (``item_id_known``); multiplying a trained
-        item's by one leaves its token bit for bit what it was.
+        item's by one leaves its token bit for bit what it was. In training, ``item_id_dropout`` of the items
+        (drawn per call, so an item's token is the same wherever it appears in the step) go without it.
         """
         items = torch.arange(self.n_items) if items is None else items
         sids = self.item_sids[items]
         levels = len(self.vocab_sizes) - 1  # the suffix carries no meaning, only identity
         x = sum(self.token_emb[level](sids[:, level]) for level in range(levels))
         if self.item_emb is not None:
-            x = x + self.item_emb(items) * self.item_id_known[items].unsqueeze(-1)
+            present = self.item_id_known[items]
+            if self.training and self.cfg.item_id_dropout > 0:
+                present = present & (torch.rand(len(items)) >= self.cfg.item_id_dropout)
+            x = x + self.item_emb(items) * present.unsqueeze(-1)
         if self.content_proj is not None:
             x = x + self.content_proj(self.content[items])
         return x

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
 from sid_platform.evaluation.metrics import recall_at_k
-from sid_platform.retrieval import RouterCheckpoint, RouterConfig, SidTrie, constrained_beam_search
+from sid_platform.retrieval import RouterCheckpoint, RouterConfig, SemanticRouter, SidTrie, constrained_beam_search
 from sid_platform.retrieval.training import SELECTION, train_router
 from sid_platform.semantic_ids.usid import build_usid_table
 from sid_platform.storage import LocalBlobStore, StoredFile
@@ -83,3 +84,24 @@ def test_a_crashed_run_resumes_from_its_last_epoch(setup, tmp_path: Path):
     one_epoch = RouterConfig(**{**CFG.__dict__, "epochs": 1})
     _, fresh = train_router(sequences.train, sequences.valid, trie, sids, one_epoch, resume=resume)
     assert fresh.resumed_from_epoch is None
+
+
+def test_item_id_dropout_leaves_ids_out_in_training_only_and_never_touches_the_random_stream_when_off():
+    sids = torch.tensor([[0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]])
+    content = torch.randn(4, 6)
+    model = SemanticRouter(RouterConfig(hidden_dim=8, num_heads=2, item_id_dropout=1.0), sids, [2, 2, 1], content)
+    torch.nn.init.normal_(model.item_emb.weight)
+    with torch.no_grad():
+        model.eval()
+        with_ids = model.item_tokens()
+        model.item_id_known[:] = False
+        without_ids = model.item_tokens()  # a new item's token: codes and content alone
+        model.item_id_known[:] = True
+        model.train()
+        assert torch.equal(model.item_tokens(), without_ids) and not torch.equal(with_ids, without_ids)
+        off = SemanticRouter(RouterConfig(hidden_dim=8, num_heads=2), sids, [2, 2, 1], content).train()
+        torch.manual_seed(0)
+        off.item_tokens()
+        after = torch.rand(1)
+        torch.manual_seed(0)
+        assert torch.equal(torch.rand(1), after)  # p = 0 draws nothing: earlier runs reproduce
