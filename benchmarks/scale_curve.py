@@ -19,7 +19,10 @@ them as the service does (``serving.ServingRouter``: checkpoint, trie, every ite
 - the SID path, ``router_fused``: router states → constrained beam search over the code vocabulary (the beams
   and the top prefixes) → the items under those prefixes (trie lookup) ∪ the ANN channel → exact generative
   log-probabilities and dense scores of the union → fused top 10; per stage from ``retrieve``'s timers;
-- brute force: the same router state scored against every item's vector by the same dense head, top 10.
+- the same SID path with a fusion weight of 1 (the router is stored with 0, as Beauty's chose on validation, and
+  then skips the candidates' exact generative log-probabilities; with 1 they are computed and fused);
+- brute force: the same router state scored against every item's vector by the same dense head, top 10 (its
+  scoring alone, without the shared history encoding, reported beside it).
 
 The prefix channel takes the ``--prefixes`` (10) best prefixes at the shallowest depth whose prefixes hold at
 most ``--items-per-prefix`` (64) items on average, so its size does not grow with the catalog (depth 1 for 10k
@@ -200,15 +203,21 @@ def measure(directory: Path, requests: int, seed: int) -> dict[str, Any]:
         [item_ids[i] for i in rng.choice(len(item_ids), HISTORY_LENGTH, replace=False)] for _ in range(requests)
     ]
 
+    score_ms: list[float] = []
+
     def brute_force(history: list[str]) -> list[str]:
         with torch.no_grad():
             state = router.model.user_states(router.items.encode([history]), tokens=router.tokens)
+            started = time.perf_counter()
             scores = router.model.user_queries(state)[0] @ keys.T
-            return router.items.lists(scores.topk(K).indices[None, :].numpy())[0]
+            top = scores.topk(K).indices[None, :].numpy()
+            score_ms.append(1000 * (time.perf_counter() - started))
+            return router.items.lists(top)[0]
 
     for history in histories[:20]:  # warm-up
         ranking([history], K)
         brute_force(history)
+    score_ms.clear()
     sid_ms, brute_ms, overlap, candidates = [], [], [], []
     stages: dict[str, list[float]] = {}
     for history in histories:
@@ -224,12 +233,26 @@ def measure(directory: Path, requests: int, seed: int) -> dict[str, Any]:
         candidates.append(len(found.candidates[0]))
         by_dense = set(router.items.lists(found.hybrid_cosine)[0])
         overlap.append(len(by_dense & set(exact)) / K)
+    # The same path with a fusion weight of 1: the exact generative log-probabilities of every candidate are
+    # computed (a router whose weight chosen on validation is 0, as Beauty's, skips them).
+    with torch.no_grad():
+        router.model.fusion_weight.fill_(1.0)
+    fused_ms: list[float] = []
+    generative_ms: list[float] = []
+    for history in histories:
+        started = time.perf_counter()
+        ranking([history], K)
+        fused_ms.append(1000 * (time.perf_counter() - started))
+        generative_ms.append(1000 * router.retrieve([history], K).seconds["generative_scores"])
     return {
         "open_seconds": round(open_seconds, 1),
         "memory_mb": memory,
         "requests": requests,
         "sid_path_ms": _percentiles(sid_ms),
         "brute_force_ms": _percentiles(brute_ms),
+        "brute_force_scoring_ms": _percentiles(score_ms),
+        "sid_path_weight_1_ms": _percentiles(fused_ms),
+        "generative_scores_weight_1_ms_mean": round(float(np.mean(generative_ms)), 3),
         "sid_stage_ms_mean": {stage: round(float(np.mean(ms)), 3) for stage, ms in stages.items()},
         "candidates_mean": round(float(np.mean(candidates)), 1),
         "dense_top10_agreement": round(float(np.mean(overlap)), 4),
@@ -244,7 +267,11 @@ def plot(points: list[dict[str, Any]], path: Path) -> None:
 
     sizes = [p["items"] for p in points]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key, label in (("sid_path_ms", "SID path (router_fused)"), ("brute_force_ms", "brute force (same dense head)")):
+    for key, label in (
+        ("sid_path_ms", "SID path, fusion weight 0"),
+        ("sid_path_weight_1_ms", "SID path, fusion weight 1"),
+        ("brute_force_ms", "brute force (same dense head)"),
+    ):
         left.plot(sizes, [p[key]["p50"] for p in points], marker="o", label=f"{label}, p50")
         left.plot(sizes, [p[key]["p99"] for p in points], marker="x", linestyle="--", label=f"{label}, p99")
     left.set(xscale="log", yscale="log", xlabel="catalog items", ylabel="ms per request (batch 1, 1 thread)")
@@ -261,15 +288,16 @@ def plot(points: list[dict[str, Any]], path: Path) -> None:
 
 def table(points: list[dict[str, Any]]) -> str:
     lines = [
-        "| items | SID p50 | SID p99 | brute p50 | brute p99 | brute/SID p50 | candidates | RSS MB | prefix depth |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| items | SID p50 | SID p99 | SID w=1 p50 | SID w=1 p99 | brute p50 | brute p99 | brute scoring p50 | "
+        "candidates | RSS MB | prefix depth |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
-        sid, brute = p["sid_path_ms"], p["brute_force_ms"]
+        sid, full, brute = p["sid_path_ms"], p["sid_path_weight_1_ms"], p["brute_force_ms"]
         lines.append(
-            f"| {p['items']:,} | {sid['p50']} | {sid['p99']} | {brute['p50']} | {brute['p99']} | "
-            f"{brute['p50'] / sid['p50']:.2f} | {p['candidates_mean']} | {p['memory_mb'].get('VmRSS')} | "
-            f"{p['prefix_depth']} |"
+            f"| {p['items']:,} | {sid['p50']} | {sid['p99']} | {full['p50']} | {full['p99']} | {brute['p50']} | "
+            f"{brute['p99']} | {p['brute_force_scoring_ms']['p50']} | {p['candidates_mean']} | "
+            f"{p['memory_mb'].get('VmRSS')} | {p['prefix_depth']} |"
         )
     return "\n".join(lines)
 
