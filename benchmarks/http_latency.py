@@ -15,8 +15,8 @@ How, and why so:
   compare rankings on one bundle.
 - A request is what a client sends for one user (batch 1): ``POST /recommend`` with ``{"history": [...], "k": 10}``,
   the history being a real user's items before their test item (``data_splits``), the last 50, from a seeded
-  sample of users. The API's default ``explain`` (channels and scores, read off the ranking's own retrieval) stays on unless
-  ``--no-explain``.
+  sample of users. The API's default ``explain`` (channels and scores, read off the ranking's own retrieval)
+  stays on unless ``--no-explain``.
 - Per concurrency level: that many client threads, each with its own keep-alive ``http.client`` connection,
   send their share of ``--warmup-requests``, then traffic for ``--seconds``. Latency is the client's: request
   written to body read. Throughput counts the 2xx answers over the measured window.
