@@ -33,6 +33,7 @@ from sid_platform.service.explain import POPULARITY, Why, explain
 from sid_platform.service.lookup import LookupStore, sync_usid_table
 from sid_platform.service.search import SearchUnavailable, TextSearch
 from sid_platform.serving import ServedModel
+from sid_platform.threads import available_cores
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_CACHE_K = 10
@@ -101,6 +102,10 @@ class ServiceModel:
     search: TextSearch | None
     search_unavailable: str | None
     loaded_at: float = field(default_factory=time.time)
+    # Model calls in flight at once: one per core (each runs torch on one thread, ``threads.use_threads``). More
+    # would only contend for the cores and the GIL, and throughput falls as clients are added; a request beyond
+    # the bound waits for a slot instead. Cache hits never take one.
+    slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(available_cores()))
     keep: Any = None  # what must live as long as the model (its download folder)
 
     @classmethod
@@ -180,7 +185,8 @@ class ServiceModel:
 
     def rank(self, histories: list[list[str]], k: int, with_reasons: bool = True) -> list[Answer]:
         """The served model's answer to each history, with SIDs, titles, channels and scores."""
-        frame, found = self.served.answer_traced(histories, k)
+        with self.slots:
+            frame, found = self.served.answer_traced(histories, k)
         ranked_items = [list(items) for items in frame["items"]]
         fallbacks = frame["fallback"].tolist()
         reasons: dict[int, list[Why]] = {}
@@ -236,7 +242,8 @@ class ServiceModel:
         """Items for a text query: its codes, the items under its deepest prefix holding ``k``, ranked by cosine."""
         if self.search is None:
             raise SearchUnavailable(self.search_unavailable or "search is not available")
-        vector = self.search.embed(query)
+        with self.slots:
+            vector = self.search.embed(query)
         codes = self.search.codes(vector)
         depth_of: dict[str, int] = {}
         for depth in range(len(codes), 0, -1):

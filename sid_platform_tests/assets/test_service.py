@@ -227,6 +227,37 @@ def test_a_cache_hit_skips_the_model(direct: ServiceModel, monkeypatch: pytest.M
         direct.recommend([*stored, stored[0]], user, 10)
 
 
+def test_no_more_model_calls_run_at_once_than_the_service_has_slots(
+    direct: ServiceModel, monkeypatch: pytest.MonkeyPatch
+):
+    real = direct.served
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    class CountingModel:
+        catalog = real.catalog
+
+        def answer_traced(self, histories, k):
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            time.sleep(0.05)  # long enough that unbounded callers would overlap
+            with lock:
+                running -= 1
+            return real.answer_traced(histories, k)
+
+    monkeypatch.setattr(direct, "served", CountingModel())
+    monkeypatch.setattr(direct, "slots", threading.BoundedSemaphore(2))
+    history = list(sorted(direct.histories.values())[0])
+    callers = [threading.Thread(target=direct.rank, args=([history], 5, False)) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert most == 2
+
+
 def test_text_search_lands_in_the_queries_prefix_and_can_be_personalised(server: Server, direct: ServiceModel):
     body = server.client.post("/search", json={"query": "Lips Balm", "k": 5}).json()
     assert len(body["query_codes"]) == direct.levels and not body["personalized"]
