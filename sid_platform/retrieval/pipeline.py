@@ -60,13 +60,14 @@ def retrieve(
     phase: str = "retrieval",
     batch_size: int = USER_BATCH,
     tokens: torch.Tensor | None = None,
+    keys: torch.Tensor | None = None,
     log_probs: bool = True,
 ) -> Retrieval:
     """Both rankings and both channels for every history; ``exclude_history`` drops seen items from rankings.
 
     ``on_progress`` receives ``phase``'s progress lines (users done, users per second, time left). ``tokens``:
-    ``model.item_tokens()`` computed once by a server (``serving.ServingRouter``); computed here when None, the
-    one step whose cost grows with the catalog. ``log_probs=False`` skips the exact generative scores where
+    ``model.item_tokens()`` computed once by a server (``serving.ServingRouter``), and ``keys`` its
+    ``model.item_keys(tokens)``; computed here when None, the steps whose cost grows with the catalog. ``log_probs=False`` skips the exact generative scores where
     nothing reads them (a server whose fusion weight is 0 ranks by the dense score alone, bit for bit the same
     fused ranking); ``Retrieval.log_probs`` is then None.
     """
@@ -87,7 +88,7 @@ def retrieve(
     queries = model.user_queries(states)
     _, ann_items = index.search(queries.numpy(), ann_top_n)
     lap("ann_search")
-    keys = model.item_keys(tokens)
+    keys = model.item_keys(tokens) if keys is None else keys
     depth = ranking_depth(k, histories, exclude_history)  # over all users, as one call would rank
     lap("rank")
     progress = Progress(phase, len(histories), on_progress, unit="users")

@@ -138,6 +138,7 @@ class ServingRouter:
     trie: SidTrie
     index: AnnIndex
     tokens: torch.Tensor  # [n_items, d]
+    keys: torch.Tensor  # [n_items, d] the dense head's item vectors (the tokens themselves for a dot head)
 
     @classmethod
     def open(cls, components: Mapping[str, Any]) -> ServingRouter:
@@ -146,7 +147,8 @@ class ServingRouter:
         router.model.eval()
         with torch.no_grad():
             tokens = router.model.item_tokens()
-        return cls(router.model, ItemIndex(router.item_ids), trie, components["faiss_index"], tokens)
+            keys = router.model.item_keys(tokens)
+        return cls(router.model, ItemIndex(router.item_ids), trie, components["faiss_index"], tokens, keys)
 
     def retrieve(self, histories: list[list[str]], k: int, log_probs: bool = False) -> Retrieval:
         """The router's serving path: beams ∪ prefix channel ∪ ANN channel, scored, and its rankings.
@@ -157,7 +159,15 @@ class ServingRouter:
         encoded = self.items.encode(histories)
         needed = log_probs or bool(float(self.model.fusion_weight))
         return retrieve(
-            self.model, self.trie, self.index, encoded, k, self.index.top_n, tokens=self.tokens, log_probs=needed
+            self.model,
+            self.trie,
+            self.index,
+            encoded,
+            k,
+            self.index.top_n,
+            tokens=self.tokens,
+            keys=self.keys,
+            log_probs=needed,
         )
 
 

@@ -112,7 +112,8 @@ def test_precomputed_item_tokens_give_the_retrieval_computed_without_them():
     router, trie, index = toy(n_prefixes=1, top_n=2, seed=9)
     with torch.no_grad():
         tokens = router.item_tokens()
-    given = retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2, tokens=tokens)
+        keys = router.item_keys(tokens)
+    given = retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2, tokens=tokens, keys=keys)
     computed = retrieve(router, trie, index, HISTORIES, k=5, ann_top_n=2)
     for name in ("generative", "hybrid_cosine", "fused"):
         assert np.array_equal(getattr(given, name), getattr(computed, name)), name

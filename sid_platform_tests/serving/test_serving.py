@@ -144,7 +144,8 @@ def test_serving_stays_below_the_registry_the_assets_and_dagster():
 def test_a_router_ranking_is_the_retrieval_it_was_opened_on_and_its_trace_is_that_retrieval():
     router, trie, index = toy(n_prefixes=2, top_n=3)
     with torch.no_grad():
-        opened = ServingRouter(router, ItemIndex(ITEMS), trie, index, router.item_tokens())
+        tokens = router.item_tokens()
+        opened = ServingRouter(router, ItemIndex(ITEMS), trie, index, tokens, router.item_keys(tokens))
     histories = [[ITEMS[i] for i in h] for h in HISTORIES]
     expected = retrieve(router, trie, index, HISTORIES, 3, 3)
     for name, ranked in (("router_fused", expected.fused), ("router_generative", expected.generative)):
