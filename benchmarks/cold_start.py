@@ -31,10 +31,12 @@ demo's training time (about 50 minutes with the default configs). Writes
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +44,7 @@ import polars as pl
 import torch
 
 from sid_platform.baselines.popularity import PopularityModel
-from sid_platform.baselines.sasrec import SASRecConfig, train_sasrec
+from sid_platform.baselines.sasrec import SASRecCheckpoint, SASRecConfig, train_sasrec
 from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
 from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.evaluation.metrics import coverage, rank_with_scorer, ranking_metrics, top_k_from_scores
@@ -135,10 +137,20 @@ def train_on_kept(
     ann: AnnIndexConfig,
     codebooks: CodebooksCheckpoint | None = None,
     on_progress: LogLine | None = print,
+    work_dir: Path | None = None,
 ) -> Trained:
-    """Codebooks (unless given), the router, its FAISS index, SASRec and popularity on the kept items only."""
+    """Codebooks (unless given), the router, its FAISS index, SASRec and popularity on the kept items only.
+
+    With ``work_dir`` the trained checkpoints are saved there (safetensors, nothing pickled) under a key of the
+    split and the configs, and a later call with the same key loads them instead of training again: another
+    way of adding the items is then measured on the same models.
+    """
     kept_ids = split.item_ids[: split.n_kept]
     vectors = embeddings.aligned(kept_ids)
+    key = _training_key(split, embeddings, spec, router_cfg, sasrec_cfg, codebooks)
+    cached = _load_trained(work_dir / key, split, vectors, embeddings, ann) if work_dir is not None else None
+    if cached is not None:
+        return cached
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     if codebooks is None:
@@ -167,7 +179,60 @@ def train_on_kept(
         "item_embeddings": ItemEmbeddings(kept_ids, vectors, list(embeddings.parts), embeddings.version),
     }
     popularity = PopularityModel.fit(split.train, split.n_kept).counts
-    return Trained(components, sasrec, popularity, seconds)
+    trained = Trained(components, sasrec, popularity, seconds)
+    if work_dir is not None:
+        _save_trained(work_dir / key, trained, kept_ids)
+    return trained
+
+
+def _training_key(
+    split: ColdSplit,
+    embeddings: ItemEmbeddings,
+    spec: TokenizerSpec,
+    router_cfg: RouterConfig,
+    sasrec_cfg: SASRecConfig,
+    codebooks: CodebooksCheckpoint | None,
+) -> str:
+    """What the trained models depend on: the held-out items, the embeddings, the configs."""
+    what = {
+        "held": split.held_ids,
+        "embeddings": embeddings.version,
+        "tokenizer": asdict(spec),
+        "router": asdict(router_cfg),
+        "sasrec": asdict(sasrec_cfg),
+        "codebooks": codebooks.version if codebooks is not None else None,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _save_trained(folder: Path, trained: Trained, kept_ids: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    trained.components["codebooks"].save(folder / "codebooks.safetensors")
+    trained.components["router_checkpoint"].save(folder / "router.safetensors")
+    SASRecCheckpoint.of(trained.sasrec, kept_ids).save(folder / "sasrec.safetensors")
+    (folder / "seconds.json").write_text(json.dumps(trained.seconds))
+
+
+def _load_trained(
+    folder: Path, split: ColdSplit, vectors: np.ndarray, embeddings: ItemEmbeddings, ann: AnnIndexConfig
+) -> Trained | None:
+    if not (folder / "seconds.json").exists():
+        return None
+    kept_ids = split.item_ids[: split.n_kept]
+    codebooks = CodebooksCheckpoint.load(folder / "codebooks.safetensors")
+    router = RouterCheckpoint.load(folder / "router.safetensors")
+    with torch.no_grad():
+        index = AnnIndex.build(router.model().item_keys().numpy(), ann)
+    components = {
+        "codebooks": codebooks,
+        "usid_table": build_usid_table(kept_ids, codebooks.tokenizer().encode(vectors), codebooks.version),
+        "router_checkpoint": router,
+        "faiss_index": index,
+        "item_embeddings": ItemEmbeddings(kept_ids, vectors, list(embeddings.parts), embeddings.version),
+    }
+    popularity = PopularityModel.fit(split.train, split.n_kept).counts
+    sasrec = SASRecCheckpoint.load(folder / "sasrec.safetensors").model()
+    return Trained(components, sasrec, popularity, json.loads((folder / "seconds.json").read_text()))
 
 
 def _figures(ranked: np.ndarray, targets: np.ndarray, cold: np.ndarray) -> dict[str, dict[str, float]]:
@@ -230,6 +295,7 @@ def run(
     ann: AnnIndexConfig | None = None,
     codebooks: CodebooksCheckpoint | None = None,
     on_progress: LogLine | None = print,
+    work_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The whole benchmark on given data; returns the JSON payload (without provenance)."""
     spec, router_cfg = spec or TokenizerSpec(), router_cfg or RouterConfig()
@@ -237,7 +303,9 @@ def run(
     split = hold_out(sequences, share, seed)
     ordered = pl.DataFrame({"item_id": split.item_ids[: split.n_kept]})
     categories = ordered.join(catalog, on="item_id", how="left", maintain_order="left")["categories"].to_list()
-    trained = train_on_kept(split, embeddings, categories, spec, router_cfg, sasrec_cfg, ann, codebooks, on_progress)
+    trained = train_on_kept(
+        split, embeddings, categories, spec, router_cfg, sasrec_cfg, ann, codebooks, on_progress, work_dir
+    )
     result = evaluate(split, trained, catalog, embeddings)
     return {
         "share": share,
@@ -277,6 +345,7 @@ def main() -> None:
     parser.add_argument("--sasrec", default="{}", help="SASRecConfig overrides, JSON")
     parser.add_argument("--reuse-codebooks", action="store_true", help="the stored codebooks (fit on every item)")
     parser.add_argument("--name", default="", help="suffix of the result file: cold_start_<name>.json")
+    parser.add_argument("--work-dir", type=Path, help="keeps the trained checkpoints; a rerun reuses them")
     args = parser.parse_args()
     assets = LocalBlobStore(data_home() / "assets")  # read as the IO manager stored them; nothing is unpickled
     splits: pl.DataFrame = read_artifact(assets, "data_splits")
@@ -294,6 +363,7 @@ def main() -> None:
         router_cfg=RouterConfig(**json.loads(args.router)),
         sasrec_cfg=SASRecConfig(**json.loads(args.sasrec)),
         codebooks=codebooks,
+        work_dir=args.work_dir,
     )
     payload["wall_seconds"] = round(time.perf_counter() - started, 1)
     print(cold_table(payload))

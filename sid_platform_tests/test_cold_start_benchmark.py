@@ -74,3 +74,24 @@ def test_only_the_sid_path_ranks_items_it_never_trained_on(data):
     assert figures["sasrec"]["warm"]["recall@10"] > 0 and set(figures["router_fused"]) == {"cold", "warm", "all"}
     table = cold_table(payload)
     assert table.count("\n") == 1 + len(figures) and "| sasrec | 0.0000 |" in table
+
+
+def test_a_work_dir_keeps_the_trained_models_and_a_rerun_measures_the_same_figures(data, tmp_path):
+    sequences, catalog, embeddings = data
+    kwargs = dict(
+        share=0.1,
+        seed=1,
+        spec=TokenizerSpec(tokenizer="rqkmeans", levels=2, codebook_size=8, kmeans_niter=5),
+        router_cfg=RouterConfig(hidden_dim=16, num_layers=1, max_len=10, epochs=2, patience=2, n_prefixes=3),
+        sasrec_cfg=SASRecConfig(hidden_dim=16, max_len=10, epochs=1, patience=1),
+        ann=AnnIndexConfig(top_n=20),
+        on_progress=None,
+        work_dir=tmp_path,
+    )
+    first = run(sequences, catalog, embeddings, **kwargs)
+    (folder,) = tmp_path.iterdir()
+    assert {p.name for p in folder.iterdir()} >= {"router.safetensors", "sasrec.safetensors", "codebooks.safetensors"}
+    again = run(sequences, catalog, embeddings, **kwargs)  # loads: nothing trains
+    assert again["figures"] == first["figures"] and again["train_seconds"] == first["train_seconds"]
+    other = run(sequences, catalog, embeddings, **{**kwargs, "seed": 2})
+    assert len(list(tmp_path.iterdir())) == 2 and other["held_out_items"] == 12
