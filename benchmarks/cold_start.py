@@ -71,18 +71,24 @@ class ColdSplit:
     item_ids: list[str]
     n_kept: int
     train: list[np.ndarray]  # kept items only
-    valid: EvalCases  # targets and histories of kept items only
+    valid: EvalCases  # targets and histories of kept items only (what training early-stops on)
     test: EvalCases  # every test user; histories and targets may hold held-out items
-    test_known: list[np.ndarray]  # the test histories without held-out items (what SASRec and popularity see)
+    valid_all: EvalCases  # every validation user, held-out items kept: what a way of adding items is chosen on
 
     @property
     def held_ids(self) -> list[str]:
         return self.item_ids[self.n_kept :]
 
-    @property
-    def cold(self) -> np.ndarray:
-        """[test users] whether the target is a held-out item."""
-        return self.test.targets >= self.n_kept
+    def cases(self, users: str) -> EvalCases:
+        return self.test if users == "test" else self.valid_all
+
+    def cold(self, users: str = "test") -> np.ndarray:
+        """[users] whether the target is a held-out item."""
+        return self.cases(users).targets >= self.n_kept
+
+    def known(self, users: str = "test") -> list[np.ndarray]:
+        """The histories without held-out items (what SASRec and popularity trained without borrowing see)."""
+        return [history[history < self.n_kept] for history in self.cases(users).histories]
 
 
 def hold_out(sequences: UserSequences, share: float, seed: int) -> ColdSplit:
@@ -115,7 +121,7 @@ def hold_out(sequences: UserSequences, share: float, seed: int) -> ColdSplit:
             [position[h] for h in sequences.test.histories],
             position[sequences.test.targets],
         ),
-        test_known=[kept(h) for h in sequences.test.histories],
+        valid_all=EvalCases(list(valid.user_ids), [position[h] for h in valid.histories], position[valid.targets]),
     )
 
 
@@ -243,42 +249,71 @@ def _figures(ranked: np.ndarray, targets: np.ndarray, cold: np.ndarray) -> dict[
     return out
 
 
-def evaluate(split: ColdSplit, trained: Trained, catalog: pl.DataFrame, embeddings: ItemEmbeddings) -> dict[str, Any]:
-    """Add the held-out items to the trained components, then rank every test user with each model."""
-    started = time.perf_counter()
-    rows = pl.DataFrame({"item_id": split.held_ids}).join(catalog, on="item_id", how="left", maintain_order="left")
-    extended, report = add_items(trained.components, rows, embeddings.aligned(split.held_ids))
-    added_seconds = time.perf_counter() - started
+BORROWING = {"": False, "+borrowed": True}  # ranking-name suffix → add_items(borrow_id_vectors=...)
+
+
+def _rankings(
+    split: ColdSplit, users: str, extended: dict[str, Any], trained: Trained, borrowed: bool, suffix: str
+) -> tuple[dict[str, np.ndarray], Any]:
+    """Every model's top-``DEPTH`` lists for ``users`` ("test" or "valid") over the extended catalog."""
     router = extended["router_checkpoint"]
-    if router.item_ids != split.item_ids:
-        raise AssertionError("the extended router's items are not the kept items followed by the held-out ones")
     trie = SidTrie.for_catalog(extended["usid_table"], router.item_ids, extended["codebooks"].codebook_size)
-    index = extended["faiss_index"]
-    targets, cold = split.test.targets, split.cold
-    found = retrieve(router.model(), trie, index, split.test.histories, DEPTH, index.top_n)
+    index, cases = extended["faiss_index"], split.cases(users)
+    found = retrieve(router.model(), trie, index, cases.histories, DEPTH, index.top_n)
     n_all = len(split.item_ids)
     popularity = np.concatenate([trained.popularity, np.zeros(n_all - split.n_kept)])
     by_popularity = top_k_from_scores(popularity[None, :], DEPTH)[0]
-    sasrec = np.tile(by_popularity, (len(targets), 1))
-    known = [row for row, history in enumerate(split.test_known) if len(history)]
-    if known:
-        histories = [split.test_known[row] for row in known]
-        sasrec[known] = rank_with_scorer(trained.sasrec.score, histories, DEPTH, exclude_history=False)
+    sasrec = np.tile(by_popularity, (len(cases), 1))
+    # SASRec reads an item it has a vector for: with borrowed vectors every item, otherwise the kept ones only.
+    histories = cases.histories if borrowed else split.known(users)
+    scorer = extended["sasrec_model"].model().score if borrowed else trained.sasrec.score
+    rows = [row for row, history in enumerate(histories) if len(history)]
+    if rows:
+        sasrec[rows] = rank_with_scorer(scorer, [histories[row] for row in rows], DEPTH, exclude_history=False)
     rankings = {
-        "router_generative": found.generative,
-        "router_hybrid_cosine": found.hybrid_cosine,
-        "router_fused": found.fused,
-        "sasrec": sasrec,
-        "popularity": np.tile(by_popularity, (len(targets), 1)),
+        f"router_generative{suffix}": found.generative,
+        f"router_hybrid_cosine{suffix}": found.hybrid_cosine,
+        f"router_fused{suffix}": found.fused,
+        f"sasrec{suffix}": sasrec,
     }
-    channels = {
-        name: round(coverage([c for c, is_cold in zip(items, cold, strict=True) if is_cold], targets[cold]), 4)
-        for name, items in (("prefix", found.prefix), ("ann", found.ann), ("union", found.candidates))
+    if not borrowed:
+        rankings["popularity"] = np.tile(by_popularity, (len(cases), 1))
+    return rankings, found
+
+
+def evaluate(split: ColdSplit, trained: Trained, catalog: pl.DataFrame, embeddings: ItemEmbeddings) -> dict[str, Any]:
+    """Add the held-out items to the trained components, without and with borrowed id vectors, then rank every
+    validation and test user with each model."""
+    rows = pl.DataFrame({"item_id": split.held_ids}).join(catalog, on="item_id", how="left", maintain_order="left")
+    components = {
+        **trained.components,
+        "sasrec_model": SASRecCheckpoint.of(trained.sasrec, split.item_ids[: split.n_kept]),
     }
+    figures: dict[str, dict[str, Any]] = {"valid": {}, "test": {}}
+    channels: dict[str, float] = {}
+    added: dict[str, Any] = {}
+    for suffix, borrowed in BORROWING.items():
+        started = time.perf_counter()
+        extended, report = add_items(components, rows, embeddings.aligned(split.held_ids), borrow_id_vectors=borrowed)
+        added[f"seconds{suffix}"] = round(time.perf_counter() - started, 2)
+        added.update({k: v for k, v in report.as_dict().items() if k != "sids"})
+        if extended["router_checkpoint"].item_ids != split.item_ids:
+            raise AssertionError("the extended router's items are not the kept items followed by the held-out ones")
+        for users in ("valid", "test"):
+            rankings, found = _rankings(split, users, extended, trained, borrowed, suffix)
+            cases, cold = split.cases(users), split.cold(users)
+            for name, ranked in rankings.items():
+                figures[users][name] = _figures(ranked, cases.targets, cold)
+            if users == "test" and not borrowed:
+                channels = {
+                    name: round(coverage([c for c, is_cold in zip(items, cold, strict=True) if is_cold], cases.targets[cold]), 4)
+                    for name, items in (("prefix", found.prefix), ("ann", found.ann), ("union", found.candidates))
+                }  # fmt: skip
     return {
-        "figures": {name: _figures(ranked, targets, cold) for name, ranked in rankings.items()},
+        "figures": figures["test"],
+        "valid_figures": figures["valid"],
         "cold_target_coverage": channels,
-        "add_items": {**{k: v for k, v in report.as_dict().items() if k != "sids"}, "seconds": round(added_seconds, 2)},
+        "add_items": added,
     }
 
 
@@ -313,8 +348,9 @@ def run(
         "items": len(split.item_ids),
         "held_out_items": len(split.held_ids),
         "test_users": len(split.test),
-        "cold_test_users": int(split.cold.sum()),
-        "valid_users": len(split.valid),
+        "cold_test_users": int(split.cold("test").sum()),
+        "valid_users": len(split.valid_all),
+        "cold_valid_users": int(split.cold("valid").sum()),
         "codebooks": "stored (fit on every item's vectors)" if codebooks is not None else "fit on the kept items",
         "configs": {"tokenizer": asdict(spec), "router": asdict(router_cfg), "sasrec": asdict(sasrec_cfg)},
         "train_seconds": {key: round(value, 1) for key, value in trained.seconds.items()},
@@ -323,10 +359,16 @@ def run(
 
 
 def cold_table(payload: dict[str, Any]) -> str:
-    """Markdown: Recall@10 / NDCG@10 per model on cold, warm and all test users."""
-    lines = ["| model | cold R@10 | cold N@10 | warm R@10 | all R@10 |", "|---|---|---|---|---|"]
+    """Markdown: Recall@10 per model on cold and all validation users, then Recall@10 / NDCG@10 on cold, warm and
+    all test users."""
+    lines = [
+        "| model | valid cold R@10 | valid all R@10 | cold R@10 | cold N@10 | warm R@10 | all R@10 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, figures in payload["figures"].items():
-        cells = [figures["cold"].get("recall@10"), figures["cold"].get("ndcg@10")]
+        valid = payload["valid_figures"][name]
+        cells = [valid["cold"].get("recall@10"), valid["all"].get("recall@10")]
+        cells += [figures["cold"].get("recall@10"), figures["cold"].get("ndcg@10")]
         cells += [figures["warm"].get("recall@10"), figures["all"].get("recall@10")]
         lines.append(f"| {name} | " + " | ".join("-" if c is None else f"{c:.4f}" for c in cells) + " |")
     return "\n".join(lines)

@@ -37,8 +37,9 @@ def test_held_out_items_leave_training_and_validation_and_keep_their_test_cases(
     assert split.n_kept == n - 12 and sorted(split.item_ids) == sorted(sequences.vocab.item_ids)
     assert all((s < split.n_kept).all() for s in split.train)
     assert all((h < split.n_kept).all() for h in split.valid.histories) and (split.valid.targets < split.n_kept).all()
-    assert all((h < split.n_kept).all() for h in split.test_known)
-    assert len(split.test) == len(sequences.test) and 0 < split.cold.sum() < len(split.test)
+    assert all((h < split.n_kept).all() for h in split.known("test")) and len(split.valid_all) == len(sequences.valid)
+    assert len(split.test) == len(sequences.test) and 0 < split.cold("test").sum() < len(split.test)
+    assert split.cold("valid").sum() == len(sequences.valid) - len(split.valid)
     index = {item: i for i, item in enumerate(split.item_ids)}
     full_ids = sequences.vocab.item_ids
     for history, full in zip(split.test.histories, sequences.test.histories, strict=True):
@@ -74,6 +75,9 @@ def test_only_the_sid_path_ranks_items_it_never_trained_on(data):
     assert figures["sasrec"]["warm"]["recall@10"] > 0 and set(figures["router_fused"]) == {"cold", "warm", "all"}
     table = cold_table(payload)
     assert table.count("\n") == 1 + len(figures) and "| sasrec | 0.0000 |" in table
+    # With vectors borrowed through the Semantic-ID prefix, SASRec ranks the new items too.
+    assert set(payload["valid_figures"]) == set(figures) and "sasrec+borrowed" in figures
+    assert figures["sasrec+borrowed"]["cold"]["recall@10"] > 0
 
 
 def test_a_work_dir_keeps_the_trained_models_and_a_rerun_measures_the_same_figures(data, tmp_path):

@@ -201,6 +201,21 @@ class SASRecCheckpoint:
         model.load_state_dict(self.weights)
         return model.eval()
 
+    def with_items(self, item_ids: Sequence[str], rows: np.ndarray) -> SASRecCheckpoint:
+        """This SASRec over the catalog plus new items (cold start): ``rows`` [n, d] are their item embeddings
+        (input and output, tied), e.g. borrowed from the items that share their Semantic-ID prefix. Nothing
+        trained changes; the known items keep their indices."""
+        item_ids = list(item_ids)
+        clash = set(item_ids) & set(self.item_ids)
+        if clash or len(set(item_ids)) != len(item_ids):
+            raise ValueError(f"new items must be unique and unknown to SASRec; known or repeated: {sorted(clash)[:5]}")
+        table = self.weights["item_emb.weight"]
+        if np.shape(rows) != (len(item_ids), table.shape[1]):
+            raise ValueError(f"rows must be [{len(item_ids)}, {table.shape[1]}], got {np.shape(rows)}")
+        weights = dict(self.weights)
+        weights["item_emb.weight"] = torch.cat([table, torch.from_numpy(np.asarray(rows, np.float32)).to(table.dtype)])
+        return SASRecCheckpoint(self.config, [*self.item_ids, *item_ids], weights, self.log)
+
     def save(self, path: str | Path) -> Path:
         meta = {
             "config": asdict(self.config),

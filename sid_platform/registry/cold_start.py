@@ -35,9 +35,12 @@ class ColdStartRelease:
 
     @property
     def recommendable(self) -> bool:
-        """Whether the served ranking can return the new items: the router's can, SASRec's cannot (no embedding
-        for an item it never saw); either way they are searchable and explained by their Semantic IDs."""
-        return self.serving.startswith("router_")
+        """Whether the served ranking can return the new items: the router's can; SASRec's once they borrowed its
+        item vectors (it has no other vector for an item it never saw). Either way they are searchable and
+        explained by their Semantic IDs."""
+        return self.serving.startswith("router_") or (
+            self.serving == "sasrec" and "sasrec_model" in self.report.borrowed
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

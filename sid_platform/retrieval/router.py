@@ -268,12 +268,19 @@ class RouterCheckpoint:
         model.load_state_dict(self.weights)
         return model.eval()
 
-    def with_items(self, item_ids: Sequence[str], sids: np.ndarray, content: np.ndarray | None) -> RouterCheckpoint:
+    def with_items(
+        self,
+        item_ids: Sequence[str],
+        sids: np.ndarray,
+        content: np.ndarray | None,
+        id_rows: np.ndarray | None = None,
+    ) -> RouterCheckpoint:
         """This router over the catalog plus new items, without retraining (cold start).
 
         The new items are appended (item indices of the known ones do not move) with their Semantic IDs
-        (``sids``: [n, depth], codes then suffix, from the same codebooks) and content vectors; they get no
-        item-id embedding (a zero row, ``item_id_known`` False), so their token is what the codes and the
+        (``sids``: [n, depth], codes then suffix, from the same codebooks) and content vectors. Their item-id
+        embedding is ``id_rows`` when given (e.g. borrowed from the items under their prefix), and counts then;
+        without it they get none (a zero row, ``item_id_known`` False), so their token is what the codes and the
         content say. A suffix beyond the decoder's suffix vocabulary grows it: the new output rows are the
         mean of the trained ones (the suffix only tells colliding items apart), so no trained row changes.
         """
@@ -291,10 +298,16 @@ class RouterCheckpoint:
         weights, n = dict(self.weights), len(item_ids)
         weights["item_sids"] = torch.cat([weights["item_sids"], torch.from_numpy(sids)])
         known = weights.get("item_id_known", torch.ones(len(self.item_ids), dtype=torch.bool))
-        weights["item_id_known"] = torch.cat([known, torch.zeros(n, dtype=torch.bool)])
+        borrowed = id_rows is not None and "item_emb.weight" in weights
+        weights["item_id_known"] = torch.cat([known, torch.full((n,), borrowed, dtype=torch.bool)])
         if "item_emb.weight" in weights:
             table = weights["item_emb.weight"]
-            weights["item_emb.weight"] = torch.cat([table, table.new_zeros(n, table.shape[1])])
+            rows = table.new_zeros(n, table.shape[1])
+            if id_rows is not None:
+                if np.shape(id_rows) != tuple(rows.shape):
+                    raise ValueError(f"id_rows must be [{n}, {table.shape[1]}], got {np.shape(id_rows)}")
+                rows = torch.from_numpy(np.asarray(id_rows, dtype=np.float32)).to(table.dtype)
+            weights["item_emb.weight"] = torch.cat([table, rows])
         if "content" in weights:
             if content is None or len(content) != n:
                 raise ValueError("this router projects content vectors: give one per new item")

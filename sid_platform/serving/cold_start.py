@@ -2,14 +2,17 @@
 
 Why it works without retraining: the codebooks map any vector of the catalog's embedding space to codes, so a new
 item's text, embedded by the same encoders, lands in the prefix tree next to the items it resembles. The router
-reads an item through its code embeddings and its projected content vector (the trained item-id embedding, which a
-new item lacks, counts zero for it), so the new item gets a token, an ANN key and a place in the trie the
-constrained beam search walks: it is retrievable through its prefix, the ANN channel and the generative beams
-before its first interaction. Existing items keep their rows, indices and IDs; only rows are appended.
+reads an item through its code embeddings and its projected content vector, so the new item gets a token, an ANN
+key and a place in the trie the constrained beam search walks: it is retrievable through its prefix, the ANN
+channel and the generative beams before its first interaction. Existing items keep their rows, indices and IDs;
+only rows are appended.
+
+What a new item lacks is an id-based vector: the router's item-id embedding and SASRec's item embedding, which hold
+what interactions taught. By default it borrows them from the items under its Semantic-ID prefix
+(``borrowed_rows``), so SASRec, which otherwise cannot rank an item it never saw, ranks new items too.
 
 ``add_items`` works on bundle components by name (the registered bundle's, or those a benchmark builds), so the
-Dagster job, the registry and the benchmark share it. It never touches SASRec: a model with one embedding per
-trained item cannot rank an item it has not seen, which is the comparison the cold-start benchmark makes.
+Dagster job, the registry and the benchmark share it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from sid_platform.baselines.sasrec import SASRecCheckpoint
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_like
 from sid_platform.progress import LogLine
 from sid_platform.retrieval.ann import AnnIndex
@@ -32,6 +36,7 @@ from sid_platform.semantic_ids.usid import code_columns, extend_usid_table, tabl
 
 ITEM_EMBEDDINGS = "item_embeddings"
 ITEM_TITLES = "item_titles"
+SASREC = "sasrec_model"
 EXTENDED = ("usid_table", "prefix_index", "router_checkpoint", "faiss_index")  # always rewritten
 
 
@@ -46,6 +51,7 @@ class ColdStartReport:
     new_prefixes: int = 0  # level-1 … L prefixes that no item had before
     shared_full_codes: int = 0  # new items whose codes an existing item already had (told apart by the suffix)
     suffix_vocab: tuple[int, int] = (0, 0)  # the router's suffix vocabulary before and after
+    borrowed: tuple[str, ...] = ()  # the components whose id-based vectors the new items borrowed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,8 +63,44 @@ class ColdStartReport:
             "shared_full_codes": self.shared_full_codes,
             "suffix_vocab_before": self.suffix_vocab[0],
             "suffix_vocab_after": self.suffix_vocab[1],
+            "borrowed_id_vectors": list(self.borrowed),
             "sids": self.added,
         }
+
+
+def borrowed_rows(known_codes: np.ndarray, rows: np.ndarray, new_codes: np.ndarray) -> np.ndarray:
+    """[n_new, d]: for each new item, the direction of the mean of the known items' ``rows`` under the deepest code
+    prefix it shares with any of them, at their mean length (the mean of several vectors is shorter than each, and
+    a dot-product score would read that as "unlikely"); all rows' when it shares not even the first code.
+
+    Why: an id-based vector (the router's item-id embedding, SASRec's item embedding) holds what interactions
+    taught and content does not, and a new item has none. The items it shares its Semantic-ID prefix with are those
+    the codebooks found most like it, so their mean is the estimate that the codes make cheap: one dictionary per
+    level, no retraining. ``known_codes`` [n_known, levels] and ``new_codes`` [n_new, levels] hold codes only.
+    """
+    known_codes, new_codes = np.asarray(known_codes), np.asarray(new_codes)
+    rows = np.asarray(rows, dtype=np.float64)
+    if not len(rows):
+        raise ValueError("no known items to borrow vectors from")
+    mean = rows.mean(0)  # for an item that shares no code: the catalog's direction, at a typical length
+    out = np.tile(mean / max(np.linalg.norm(mean), 1e-12) * np.linalg.norm(rows, axis=1).mean(), (len(new_codes), 1))
+    found = np.zeros(len(new_codes), dtype=bool)
+    n_known = len(known_codes)
+    for depth in range(known_codes.shape[1], 0, -1):  # deepest first: a new item takes its closest group
+        prefixes = np.concatenate([known_codes[:, :depth], new_codes[:, :depth]])
+        _, group = np.unique(prefixes, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        sums = np.zeros((group.max() + 1, rows.shape[1]))
+        np.add.at(sums, group[:n_known], rows)
+        norms = np.bincount(group[:n_known], weights=np.linalg.norm(rows, axis=1), minlength=len(sums))
+        counts = np.bincount(group[:n_known], minlength=len(sums))
+        mine = group[n_known:]
+        take = ~found & (counts[mine] > 0)
+        mean = sums[mine[take]] / counts[mine[take], None]
+        length = norms[mine[take]] / counts[mine[take]]
+        out[take] = mean * (length / np.maximum(np.linalg.norm(mean, axis=1), 1e-12))[:, None]
+        found |= take
+    return out.astype(np.float32)
 
 
 def new_item_vectors(
@@ -83,6 +125,7 @@ def add_items(
     vectors: np.ndarray | None = None,
     *,
     embedding_config: Mapping[str, Any] | None = None,
+    borrow_id_vectors: bool = True,
     on_progress: LogLine | None = None,
 ) -> tuple[dict[str, Any], ColdStartReport]:
     """The components with ``items`` (catalog rows, normalized schema) added; nothing is retrained.
@@ -90,7 +133,10 @@ def add_items(
     Reads ``codebooks``, ``usid_table``, ``router_checkpoint`` and ``faiss_index`` (and ``item_embeddings``,
     ``item_titles`` when present, extended too). ``vectors`` (one row per item, in the embedding space of the
     catalog) skips embedding; otherwise the items are embedded like the catalog's (``new_item_vectors``).
-    Returns new component values; the given ones are not modified.
+    With ``borrow_id_vectors`` a new item's id-based vectors (the router's item-id embedding, and SASRec's item
+    embedding when the components hold ``sasrec_model``, which can then rank it) are borrowed from the items under
+    its Semantic-ID prefix (``borrowed_rows``); without it the router reads it through codes and content alone and
+    SASRec is left as it was. Returns new component values; the given ones are not modified.
     """
     codebooks: CodebooksCheckpoint = components["codebooks"]
     table: pl.DataFrame = components["usid_table"]
@@ -133,7 +179,15 @@ def add_items(
     added = extended.tail(len(new_ids))
     sids = added.select([*code_columns(levels), "suffix"]).to_numpy()
     content = vectors if "content" in router.weights else None
-    grown = router.with_items(new_ids, sids, content)
+    codes_of = dict(zip(extended["item_id"].to_list(), extended.select(code_columns(levels)).to_numpy(), strict=True))
+    id_rows, borrowed = None, set()
+    if borrow_id_vectors and "item_emb.weight" in router.weights:
+        trained = router.weights.get("item_id_known", torch.ones(len(router.item_ids), dtype=torch.bool)).numpy()
+        known = [item for item, is_known in zip(router.item_ids, trained, strict=True) if is_known]
+        rows = router.weights["item_emb.weight"][torch.from_numpy(trained)].numpy()
+        id_rows = borrowed_rows(np.stack([codes_of[item] for item in known]), rows, codes)
+        borrowed.add("router_checkpoint")
+    grown = router.with_items(new_ids, sids, content, id_rows)
     model = grown.model()
     with torch.no_grad():
         rows = torch.arange(len(router.item_ids), len(grown.item_ids))
@@ -144,6 +198,14 @@ def add_items(
         router_checkpoint=grown,
         faiss_index=index.with_vectors(keys),
     )
+    sasrec = components.get(SASREC)
+    if borrow_id_vectors and isinstance(sasrec, SASRecCheckpoint):
+        if missing := [item for item in sasrec.item_ids if item not in codes_of]:
+            raise ValueError(f"sasrec_model holds items the USID table lacks, e.g. {missing[:3]}")
+        rows = sasrec.weights["item_emb.weight"][1:].numpy()  # row 0 is padding
+        known = np.stack([codes_of[item] for item in sasrec.item_ids])
+        out[SASREC] = sasrec.with_items(new_ids, borrowed_rows(known, rows, codes))
+        borrowed.add(SASREC)
     if isinstance(embeddings, ItemEmbeddings):
         out[ITEM_EMBEDDINGS] = embeddings.extended(new_ids, vectors)
     titles = components.get(ITEM_TITLES)
@@ -163,5 +225,6 @@ def add_items(
         new_prefixes=len(new_prefixes),
         shared_full_codes=sum(tuple(row) in full_codes for row in codes.tolist()),
         suffix_vocab=(suffix_before, grown.vocab_sizes[-1]),
+        borrowed=tuple(name for name in ("router_checkpoint", SASREC) if name in borrowed),
     )
     return out, report

@@ -12,10 +12,12 @@ from sid_platform.assets.promotion import BUNDLE_COMPONENTS, derived_components
 from sid_platform.automation.jobs import cold_start_job
 from sid_platform.cli import main
 from sid_platform.registry import Tracking, champion, download_version, log_bundle, pinned_config, set_champion
+from sid_platform.registry.cold_start import ColdStartRelease
 from sid_platform.resources import MlflowResource
 from sid_platform.semantic_ids import UsidLookup
 from sid_platform.service.lookup import InProcessLookupStore
 from sid_platform.service.model import ServiceModel
+from sid_platform.serving.cold_start import ColdStartReport
 from sid_platform_tests.assets.conftest import MainRun
 
 MODEL = "sid-cold-start-test"
@@ -80,6 +82,15 @@ def test_new_catalog_rows_become_a_champion_that_serves_them(
     answer, _ = served.recommend(["NEW0001", known["item_id"]], None, 10)
     assert answer.unknown_items == [] and len(answer.items) == 10  # a new item in a history is read, not dropped
     assert all(item["channel"] in ("prefix", "ann", "both", "beams") for item in answer.items)  # explained
+    # SASRec got vectors borrowed through the new items' Semantic-ID prefixes: served, it knows them too.
+    assert summary["borrowed_id_vectors"] == ["router_checkpoint", "sasrec_model"]
+    by_sasrec = ServiceModel.load(
+        download_version(tracking, extended, tmp_path / "sasrec"), str(extended.version), InProcessLookupStore(),
+        serving="sasrec",
+    )  # fmt: skip
+    assert {"NEW0001", "NEW0002"} <= by_sasrec.served.catalog
+    answer, _ = by_sasrec.recommend(["NEW0001", known["item_id"]], None, 10)
+    assert answer.unknown_items == [] and len(answer.items) == 10
 
     # The command line does the same through the same function; known ids are skipped.
     more = tmp_path / "more.jsonl"
@@ -88,3 +99,11 @@ def test_new_catalog_rows_become_a_champion_that_serves_them(
     assert "1 new items added to v2 -> v3 (champion); 1 already known" in capsys.readouterr().out
     assert int(champion(tracking.client, MODEL).version) == 3
     assert main(["add-items", str(tmp_path / "absent.csv"), "--model", MODEL, "--tracking-uri", tracking.uri]) == 2
+
+
+def test_a_sasrec_champion_recommends_new_items_only_when_they_borrowed_its_vectors():
+    report = ColdStartReport({"N": "1-2-0"}, borrowed=("router_checkpoint",))
+    assert ColdStartRelease(1, 2, True, report, "router_fused").recommendable
+    assert not ColdStartRelease(1, 2, True, report, "sasrec").recommendable
+    both = ColdStartReport({"N": "1-2-0"}, borrowed=("router_checkpoint", "sasrec_model"))
+    assert ColdStartRelease(1, 2, True, both, "sasrec").recommendable

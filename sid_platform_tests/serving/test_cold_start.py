@@ -8,13 +8,14 @@ import polars as pl
 import pytest
 import torch
 
+from sid_platform.baselines.sasrec import SASRec, SASRecCheckpoint, SASRecConfig
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_like
 from sid_platform.retrieval import AnnIndex, AnnIndexConfig, RouterConfig, SemanticRouter, SidTrie
 from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.semantic_ids import CodebooksCheckpoint, PrefixIndex, RQKMeansConfig, RQKMeansTokenizer, UsidLookup
 from sid_platform.semantic_ids.usid import build_usid_table, extend_usid_table
-from sid_platform.serving.cold_start import add_items
+from sid_platform.serving.cold_start import add_items, borrowed_rows
 
 N_OLD, N_NEW, DIM, CODES = 48, 8, 8, 4
 
@@ -101,10 +102,10 @@ def test_new_items_join_the_trie_the_prefix_index_and_faiss_and_old_vectors_do_n
     assert np.array_equal(np.stack([index.index.reconstruct(row) for row in range(N_OLD)]), old_keys)
 
 
-def test_trained_items_keep_their_tokens_and_new_items_have_no_item_id_embedding():
+def test_trained_items_keep_their_tokens_and_new_items_have_no_item_id_embedding_unless_borrowed():
     components, vectors = bundle()
     before = components["router_checkpoint"].model()
-    out, _ = add_items(components, new_rows(), vectors[N_OLD:])
+    out, _ = add_items(components, new_rows(), vectors[N_OLD:], borrow_id_vectors=False)
     after = out["router_checkpoint"].model()
     with torch.no_grad():
         assert torch.equal(after.item_tokens()[:N_OLD], before.item_tokens())
@@ -187,3 +188,51 @@ def test_catalogs_embedded_with_collaborative_vectors_cannot_place_a_new_item():
     embeddings = ItemEmbeddings(["a"], np.zeros((1, 4), np.float32), ["minilm", "collaborative"], "v")
     with pytest.raises(ValueError, match="collaborative"):
         embed_like(new_rows(1), embeddings, EmbeddingSpec())
+
+
+def test_a_borrowed_row_points_along_the_mean_under_the_deepest_shared_prefix_with_its_members_length():
+    known = np.array([[0, 0], [0, 0], [0, 1], [1, 2]])
+    rows = np.array([[1.0, 0.0], [3.0, 0.0], [0.0, 6.0], [9.0, 9.0]])
+    new = np.array([[0, 0], [0, 3], [2, 0], [1, 2]])
+    out = borrowed_rows(known, rows, new)
+    assert out.dtype == np.float32
+
+    def expected(members: list[int]) -> np.ndarray:
+        mean = rows[members].mean(0)
+        return mean / np.linalg.norm(mean) * np.linalg.norm(rows[members], axis=1).mean()
+
+    assert np.allclose(out[0], [2.0, 0.0])  # the two items with codes (0, 0)
+    assert np.allclose(out[1], expected([0, 1, 2]))  # shares only the first code with three items
+    assert np.allclose(out[2], expected([0, 1, 2, 3]))  # shares nothing: the whole catalog
+    assert np.allclose(out[3], rows[3])
+    with pytest.raises(ValueError, match="no known items"):
+        borrowed_rows(known[:0], rows[:0], new)
+
+
+def test_borrowed_id_vectors_let_the_router_and_sasrec_read_new_items_and_trained_rows_stay():
+    components, vectors = bundle()
+    torch.manual_seed(1)
+    sasrec = SASRec(N_OLD, SASRecConfig(hidden_dim=16, max_len=8, num_layers=1)).eval()
+    ids = components["router_checkpoint"].item_ids
+    components["sasrec_model"] = SASRecCheckpoint.of(sasrec, ids)
+    out, _ = add_items(components, new_rows(), vectors[N_OLD:])
+    codes = out["usid_table"].select("c1", "c2").to_numpy()
+    before, after = components["router_checkpoint"].model(), out["router_checkpoint"].model()
+    with torch.no_grad():
+        assert torch.equal(after.item_tokens()[:N_OLD], before.item_tokens())
+        assert after.item_id_known.tolist() == [True] * (N_OLD + N_NEW)
+        expected = borrowed_rows(codes[:N_OLD], before.item_emb.weight.numpy(), codes[N_OLD:])
+        assert np.allclose(after.item_emb.weight[N_OLD:].numpy(), expected)
+        assert after.item_emb.weight[N_OLD:].any()
+    grown = out["sasrec_model"]
+    assert grown.item_ids == [*ids, *new_rows()["item_id"]] and components["sasrec_model"].item_ids == ids
+    table = grown.weights["item_emb.weight"]
+    assert torch.equal(table[: N_OLD + 1], sasrec.item_emb.weight.detach())
+    expected = borrowed_rows(codes[:N_OLD], sasrec.item_vectors().detach().numpy(), codes[N_OLD:])
+    assert np.allclose(table[N_OLD + 1 :].numpy(), expected)
+    scores = grown.model().score([np.array([0, N_OLD + 2])])  # a new item in the history is read too
+    assert scores.shape == (1, N_OLD + N_NEW) and np.isfinite(scores).all()
+    with pytest.raises(ValueError, match="id_rows"):
+        components["router_checkpoint"].with_items(["Z"], np.zeros((1, 3), np.int64), vectors[:1], np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="unknown to SASRec"):
+        grown.with_items(["I000"], np.zeros((1, 16)))
