@@ -50,8 +50,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmarks.serving_load import free_port, wait_for_http
+from benchmarks.serving_load import wait_for_http
 from sid_platform.artifacts import read_artifact
+from sid_platform.loopback import free_port, stop
 from sid_platform.registry import Tracking
 from sid_platform.serving import RANKERS
 from sid_platform.settings import data_home, torch_threads
@@ -154,12 +155,7 @@ def running_service(options: Options) -> Iterator[Service]:
                 raise RuntimeError(f"the service was not ready: {error}\n{log.read_text()[-3000:]}") from None
             yield Service(process, port, command, json.loads(body), time.perf_counter() - started)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 class _Client:

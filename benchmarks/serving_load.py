@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -27,17 +26,11 @@ import numpy as np
 import polars as pl
 
 from benchmarks.results_file import write_result
+from sid_platform.loopback import free_port, stop
 from sid_platform.registry import Tracking
 from sid_platform.settings import data_home
 
 MODEL = "sid-recommender"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the OS picks it); shared by the HTTP benchmarks."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_http(port: int, path: str, process: subprocess.Popen, seconds: float) -> bytes:
@@ -149,8 +142,7 @@ def main() -> None:
             client.join()
         crashed = server.poll() is not None
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
     rows, by_kind = [], defaultdict(list)
     for record in out:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sid_platform.data.synthetic import generate
+from sid_platform.loopback import free_port, stop, wait_for_port
 from sid_platform.settings import DATA_DIR_ENV, HOME_ENV
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -43,26 +42,6 @@ def real_data_dir() -> Path:
     return Path(value)
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30.0) -> None:
-    """Until something accepts connections on ``port``; fails early if ``process`` died."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with status {process.returncode} before listening")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {seconds:.0f}s")
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's server mode (``moto[server]``, a dev dependency) on a free loopback port: DynamoDB for the tests."""
@@ -73,8 +52,7 @@ def moto_endpoint() -> Iterator[str]:
         wait_for_port(port, process)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process, grace=10)
 
 
 @pytest.fixture(scope="session")

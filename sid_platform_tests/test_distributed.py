@@ -27,13 +27,13 @@ from sid_platform.data.synthetic import generate
 from sid_platform.distributed import Replicas, process_group, replicas
 from sid_platform.distributed_train import main as train_main
 from sid_platform.embed.pipeline import ItemEmbeddings
+from sid_platform.loopback import free_port
 from sid_platform.reranking import RerankerConfig, preference_pairs, train_reranker
 from sid_platform.retrieval import RouterCheckpoint, RouterConfig, SidTrie
 from sid_platform.retrieval.training import train_router
 from sid_platform.semantic_ids import CodebooksCheckpoint, RQVAEConfig
 from sid_platform.semantic_ids.usid import build_usid_table
 from sid_platform.storage import LocalBlobStore
-from sid_platform_tests.conftest import free_port
 
 WORLD = 2
 REPO = Path(__file__).resolve().parent.parent

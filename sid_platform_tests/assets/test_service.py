@@ -25,6 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sid_platform.assets.promotion import BUNDLE_COMPONENTS, derived_components
+from sid_platform.loopback import free_port, stop, wait_for_port
 from sid_platform.registry import (
     Tracking,
     champion,
@@ -41,7 +42,6 @@ from sid_platform.service.model import ServiceModel
 from sid_platform.service.reload import ChampionWatcher
 from sid_platform.serving import MAX_K, RANKERS
 from sid_platform_tests.assets.conftest import MainRun
-from sid_platform_tests.conftest import free_port, wait_for_port
 
 MODEL = "sid-service-test"
 POLL_SECONDS = 0.5
@@ -102,12 +102,7 @@ def server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield Server(client, process, log)
     finally:
         client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,20 +24,14 @@ from pathlib import Path
 
 import requests
 
-LOOPBACK = "127.0.0.1"
+from sid_platform.loopback import LOOPBACK, free_port
+
 # moto accepts any credentials; these are not secrets, only what boto3 needs to sign a request.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 class ServerUnavailable(RuntimeError):
     """The server cannot be started on this machine (binaries or user missing); the tests skip with this reason."""
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(
