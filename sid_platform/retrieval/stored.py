@@ -52,7 +52,7 @@ class StoredRetrieval:
     offsets: np.ndarray  # int64 [users + 1]: user u's candidates are items[offsets[u]:offsets[u + 1]]
     channels: np.ndarray  # uint8 aligned with ``items``: PREFIX | ANN (0: found by the beams alone)
     base_scores: np.ndarray  # float32 aligned with ``items``: cosine of query and item vector
-    log_probs: np.ndarray  # float32 aligned with ``items``: exact generative log p(ID)
+    log_probs: np.ndarray  # float32 aligned with ``items``: exact generative log p(ID); empty when skipped (w = 0)
     fused_scores: np.ndarray  # float32 aligned with ``items``: the fused score the ``fused`` ranking sorts by
     queries: np.ndarray  # float32 [users, d] normalized query vectors
     report: ChannelReport  # coverage and candidates per user of each channel, on ``targets``
@@ -80,7 +80,7 @@ class StoredRetrieval:
             offsets=np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(lengths)]),
             channels=_flat(flags, np.uint8),
             base_scores=_flat(found.base_scores, np.float32),
-            log_probs=_flat(found.log_probs, np.float32),
+            log_probs=_flat(found.log_probs, np.float32) if found.log_probs is not None else np.zeros(0, np.float32),
             fused_scores=_flat(found.fused_scores, np.float32),
             queries=found.queries.numpy().astype(np.float32, copy=False),
             report=report,
@@ -102,7 +102,7 @@ class StoredRetrieval:
             ann=[union[(f & ANN) > 0] for union, f in zip(narrow, flags, strict=True)],
             candidates=_rows(self.items.astype(np.int64), self.offsets),
             base_scores=_rows(self.base_scores, self.offsets),
-            log_probs=_rows(self.log_probs, self.offsets),
+            log_probs=_rows(self.log_probs, self.offsets) if len(self.log_probs) == len(self.items) else None,
             fused_scores=_rows(self.fused_scores, self.offsets),
             queries=torch.from_numpy(self.queries),
             keys=torch.from_numpy(keys),
@@ -156,11 +156,18 @@ def retrieve_users(
     on_progress: LogLine | None = None,
 ) -> Candidates:
     """``retrieve`` for the validation and the test users, each once, packed for storage; ``on_progress``
-    receives each split's progress lines."""
+    receives each split's progress lines.
+
+    The exact generative log-probabilities of the candidates (most of retrieval's cost) are computed only when the
+    router's fusion weight, chosen on validation in training, is not 0: as serving does, and with the same lists.
+    """
     stored = {}
+    needed = bool(float(router.fusion_weight))
     for name, cases in (("valid", sequences.valid), ("test", sequences.test)):
         phase = f"candidates ({name} users)"
-        found = retrieve(router, trie, index, cases.histories, k, index.top_n, exclude_history, on_progress, phase)
+        found = retrieve(
+            router, trie, index, cases.histories, k, index.top_n, exclude_history, on_progress, phase, log_probs=needed
+        )
         stored[name] = StoredRetrieval.pack(found, cases)  # packed at once: one split's lists in memory at a time
     return Candidates(
         valid=stored["valid"],

@@ -111,6 +111,25 @@ def test_candidates_refuse_other_users_and_another_protocol():
     candidates.check(3, exclude_history=False)
 
 
+def test_stored_candidates_skip_the_log_probs_only_when_the_fusion_weight_is_zero():
+    router, trie, index = toy()
+    valid = EvalCases(["a", "b", "c", "d"], [h[:-1] for h in HISTORIES], np.array([3, 1, 2, 2]))
+    test = EvalCases(["a", "b", "c", "d"], HISTORIES, TARGETS)
+    sequences = UserSequences([np.array([0, 1, 2])], valid, test, ItemVocab([f"i{i}" for i in range(5)]))
+    assert float(router.fusion_weight) == 0.0
+    lean = retrieve_users(router, trie, index, sequences, 3, False, "v1")
+    full = retrieve(router, trie, index, HISTORIES, 3, index.top_n)
+    back = lean.retrieval("test", test)
+    assert lean.test.log_probs.size == 0 and back.log_probs is None
+    assert np.array_equal(back.fused, full.fused) and np.array_equal(back.generative, full.generative)
+    assert all(np.array_equal(a, b) for a, b in zip(back.fused_scores, full.fused_scores, strict=True))
+    router.fusion_weight.fill_(0.5)
+    weighted = retrieve_users(router, trie, index, sequences, 3, False, "v1").retrieval("test", test)
+    expected = retrieve(router, trie, index, HISTORIES, 3, index.top_n)
+    assert all(np.array_equal(a, b) for a, b in zip(weighted.log_probs, expected.log_probs, strict=True))
+    assert np.array_equal(weighted.fused, expected.fused)
+
+
 def test_val_at_p_is_the_share_of_targets_whose_prefix_is_among_the_top_p():
     router, trie, _ = toy(n_prefixes=1)
     cases = EvalCases(["a", "b", "c", "d"], HISTORIES, TARGETS)
