@@ -5,17 +5,20 @@ the same score over the full catalog) on a sample of validation users.
 
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --profile default
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --exclude-history
+    SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --config examples/sports.yaml
 
-Writes ``benchmarks/results/main_job_<profile>[_masked].json``.
+Writes ``benchmarks/results/main_job_<profile>[_<config file's stem>][_masked].json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from benchmarks.results_file import write_result
 from sid_platform.automation.run import run_main_job
+from sid_platform.automation.run_config import load_run_config_file, merge
 from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.report import markdown_table, metrics_table
 from sid_platform.profiles import PROFILE_NAMES
@@ -29,8 +32,10 @@ def main() -> None:
     parser.add_argument("--profile", choices=PROFILE_NAMES, default="default")
     parser.add_argument("--exclude-history", action="store_true", help="mask items already in the history")
     parser.add_argument("--curve-users", type=int, default=2000, help="validation users the candidate curve scores")
+    parser.add_argument("--config", type=Path, help="a run config file over the profile (e.g. examples/sports.yaml)")
     args = parser.parse_args()
-    extra = {"resources": {"evaluation_protocol": {"config": {"exclude_history": args.exclude_history}}}}
+    extra = load_run_config_file(args.config) if args.config else {}
+    extra = merge(extra, {"resources": {"evaluation_protocol": {"config": {"exclude_history": args.exclude_history}}}})
     started = time.perf_counter()
     result = run_main_job(args.profile, extra)
     wall = time.perf_counter() - started
@@ -54,13 +59,15 @@ def main() -> None:
     curve_started = time.perf_counter()
     curve = validation_curve(result, args.curve_users)
     print(markdown_table(list(curve[0]), [tuple(point.values()) for point in curve]))
-    name = f"main_job_{args.profile}" + ("_masked" if args.exclude_history else "")
+    name = f"main_job_{args.profile}" + (f"_{args.config.stem}" if args.config else "")
+    name += "_masked" if args.exclude_history else ""
     path = write_result(
         name,
         {
             "wall_seconds": round(wall, 1),
             "run_id": result.run_id,
             "exclude_history": args.exclude_history,
+            "config": str(args.config) if args.config else None,
             "test": document["test"],
             "valid": document["valid"],
             "training": training,
