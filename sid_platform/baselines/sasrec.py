@@ -31,6 +31,7 @@ class SASRecConfig:
     hidden_dim: int = 64
     num_layers: int = 2
     num_heads: int = 1
+    feedforward_dim: int = 0  # width of each block's feed-forward layer; 0 = hidden_dim
     max_len: int = 50
     dropout: float = 0.5
     lr: float = 2e-3
@@ -56,7 +57,7 @@ class SASRec(nn.Module):
         layer = nn.TransformerEncoderLayer(
             cfg.hidden_dim,
             cfg.num_heads,
-            dim_feedforward=cfg.hidden_dim,
+            dim_feedforward=cfg.feedforward_dim or cfg.hidden_dim,
             dropout=cfg.dropout,
             activation="gelu",
             batch_first=True,

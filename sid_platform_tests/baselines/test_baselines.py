@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from sid_platform.baselines.popularity import PopularityModel
-from sid_platform.baselines.sasrec import SASRecCheckpoint, SASRecConfig, train_sasrec
+from sid_platform.baselines.sasrec import SASRec, SASRecCheckpoint, SASRecConfig, train_sasrec
 from sid_platform.data.split import ItemVocab, UserSequences, leave_one_out
 from sid_platform.evaluation.harness import Protocol, evaluate_scorers
 
@@ -38,3 +38,9 @@ def test_sasrec_learns_the_generator_sequences_and_checkpoint_round_trips(synthe
     pop, sas = result.metrics["popularity"]["recall@10"], result.metrics["sasrec"]["recall@10"]
     assert sas > 5 * pop and sas > 0.4, result.metrics
     np.testing.assert_array_equal(restored.score(seqs.test.histories[:5]), model.score(seqs.test.histories[:5]))
+
+
+def test_sasrec_feedforward_width_defaults_to_the_hidden_width():
+    narrow = SASRec(10, SASRecConfig(hidden_dim=16, num_layers=1))
+    wide = SASRec(10, SASRecConfig(hidden_dim=16, num_layers=1, feedforward_dim=64))
+    assert narrow.encoder.layers[0].linear1.out_features == 16 and wide.encoder.layers[0].linear1.out_features == 64
