@@ -6,6 +6,11 @@ the same score over the full catalog) on a sample of validation users.
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --profile default
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --exclude-history
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --config examples/sports.yaml
+    SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --select candidates,evaluation
+
+``--select`` rebuilds only those assets from the stored run's inputs (no training): the evaluation and its costs
+measured again at the current commit on the same models; it skips the candidate curve and adds ``_reevaluated``
+to the file name.
 
 Writes ``benchmarks/results/main_job_<profile>[_<config file's stem>][_masked].json``.
 """
@@ -33,11 +38,13 @@ def main() -> None:
     parser.add_argument("--exclude-history", action="store_true", help="mask items already in the history")
     parser.add_argument("--curve-users", type=int, default=2000, help="validation users the candidate curve scores")
     parser.add_argument("--config", type=Path, help="a run config file over the profile (e.g. examples/sports.yaml)")
+    parser.add_argument("--select", help="comma-separated assets to rebuild from the stored run (no training)")
     args = parser.parse_args()
+    selected = [name.strip() for name in args.select.split(",")] if args.select else None
     extra = load_run_config_file(args.config) if args.config else {}
     extra = merge(extra, {"resources": {"evaluation_protocol": {"config": {"exclude_history": args.exclude_history}}}})
     started = time.perf_counter()
-    result = run_main_job(args.profile, extra)
+    result = run_main_job(args.profile, extra, assets=selected)
     wall = time.perf_counter() - started
     document = result.output_for_node("evaluation")
     training: dict[str, dict] = {}
@@ -57,10 +64,11 @@ def main() -> None:
     print(f"wall time {wall:.0f}s")
     print("serving:", document["serving"])
     curve_started = time.perf_counter()
-    curve = validation_curve(result, args.curve_users)
-    print(markdown_table(list(curve[0]), [tuple(point.values()) for point in curve]))
+    curve = validation_curve(result, args.curve_users) if selected is None else []
+    if curve:
+        print(markdown_table(list(curve[0]), [tuple(point.values()) for point in curve]))
     name = f"main_job_{args.profile}" + (f"_{args.config.stem}" if args.config else "")
-    name += "_masked" if args.exclude_history else ""
+    name += ("_masked" if args.exclude_history else "") + ("_reevaluated" if selected else "")
     path = write_result(
         name,
         {
@@ -68,6 +76,7 @@ def main() -> None:
             "run_id": result.run_id,
             "exclude_history": args.exclude_history,
             "config": str(args.config) if args.config else None,
+            "selected_assets": selected,
             "test": document["test"],
             "valid": document["valid"],
             "training": training,
