@@ -1,28 +1,32 @@
 """Cold start: items held out of training entirely, added afterwards without retraining, then recommended.
 
     SID_DATA_DIR=../shared/data SID_HOME=<home of a main-job run on Beauty> \
-        .venv/bin/python -m benchmarks.cold_start [--share 0.05] [--seed 0] [--router '{"epochs": 40}']
+        .venv/bin/python -m benchmarks.cold_start [--share 0.05] [--seed 0] [--router '{"epochs": 40}'] \
+        [--work-dir DIR] [--name NAME]
 
 Reads ``data_splits``, ``item_catalog`` and ``item_embeddings`` as a main-job run stored them (``make demo`` or
 ``python -m benchmarks.main_job``; nothing is unpickled), then:
 
 1. holds out ``--share`` of the catalog's items (uniformly at random, ``--seed``): every interaction with them
-   is removed from the training sequences and from the validation cases, and a validation user whose target is
-   held out is dropped; the test cases keep them;
+   is removed from the training sequences and from the validation cases training early-stops on (a validation
+   user whose target is held out is kept apart, for measuring only); the test cases keep them;
 2. trains on the remaining items only: the codebooks (the default profile's tokenizer, fit on the kept items'
    vectors, so the held-out items' content is unseen too; ``--reuse-codebooks`` takes the stored ones instead),
    the router, SASRec and popularity, with the default profile's configs (``--router``/``--sasrec`` JSON
-   overrides);
-3. adds the held-out items with ``sid_platform.serving.cold_start.add_items`` (their stored MiniLM vectors,
+   overrides); ``--work-dir`` keeps their checkpoints and a rerun with the same split and configs loads them;
+3. adds the held-out items with ``sid_platform.serving.cold_start.add_items`` twice (their stored MiniLM vectors,
    which is what the same encoder gives for their text; tokenized by the trained codebooks, a free suffix, the
-   router's token from codes and content with no item-id embedding, the FAISS index extended);
-4. reports Recall@10 and NDCG@10 on the test users whose target is a held-out item ("cold"), on the others
-   ("warm") and on all, for the router's rankings (generative beams, hybrid by cosine, fused), SASRec (which has
-   no embedding for an item it never saw: its cold recall is 0 by construction, measured all the same) and
-   popularity (no training interactions: 0 as well), plus how often each retrieval channel reaches a cold target.
+   FAISS index extended): without borrowed vectors (the router reads a new item through its codes and content;
+   SASRec has no vector for it) and with them (ranking names ending ``+borrowed``: the router's item-id vector and
+   SASRec's item vector borrowed from the items under the new item's Semantic-ID prefix);
+4. reports Recall@10 and NDCG@10 on the validation and test users whose target is a held-out item ("cold"), on
+   the others ("warm") and on all, for the router's rankings (generative beams, hybrid by cosine, fused), SASRec
+   and popularity (no training interactions: 0 on cold users), plus how often each retrieval channel reaches a
+   cold test target.
 
-Test histories keep held-out items for the router (they are in the catalog once added, and it reads them through
-their codes); SASRec and popularity see those histories without them. A history left empty gets the popularity
+Validation and test histories keep held-out items for the router (they are in the catalog once added, and it reads
+them through their codes) and for SASRec with borrowed vectors; SASRec without them and popularity see those
+histories without the held-out items. A history left empty gets the popularity
 ranking, as the service answers one. On Beauty with 2 cores this trains a router and a SASRec: expect about the
 demo's training time (about 50 minutes with the default configs). Writes
 ``benchmarks/results/cold_start[_<name>].json``.
