@@ -144,7 +144,7 @@ def train_router(
     """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    sids_t = torch.from_numpy(np.asarray(item_sids, dtype=np.int64))
+    sids_t = torch.from_numpy(np.array(item_sids, dtype=np.int64))  # a copy: the stored array may be read-only
     content_t = torch.from_numpy(np.asarray(content, dtype=np.float32)) if content is not None else None
     model = SemanticRouter(cfg, sids_t, trie.vocab_sizes, content_t)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
