@@ -149,7 +149,7 @@ def _retrieve_batch(
     candidates = hybrid_candidates(beams.items, prefix, ann)  # the beams' IDs always join: fusion needs them
     lap("union")
     weight, scale = float(model.fusion_weight), model.score_scale
-    if weight and not with_log_probs:
+    if model.fuses_log_probs and not with_log_probs:
         raise ValueError(f"the fused score needs the generative log-probabilities (fusion weight {weight})")
     log_probs = generative_log_probs(model, states, trie, candidates) if with_log_probs else None
     lap("generative_scores")

@@ -170,6 +170,12 @@ class SemanticRouter(nn.Module):
         """What turns a dense score into the head's softmax logit: 1 / temperature for cosine, 1 for dot."""
         return 1.0 / self.cfg.temperature if self.cfg.dense_score == "cosine" else 1.0
 
+    @property
+    def fuses_log_probs(self) -> bool:
+        """Whether the fused score reads the exact generative log-probabilities: a fusion weight of 0 (chosen on
+        validation) makes it the dense score, bit for bit, and computing them would be wasted."""
+        return bool(float(self.fusion_weight))
+
     def item_keys(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
         """[n_items, d] item vectors (the FAISS index holds them): normalized keys, or the tied tokens for dot."""
         tokens = self.item_tokens() if tokens is None else tokens

@@ -162,11 +162,19 @@ def retrieve_users(
     router's fusion weight, chosen on validation in training, is not 0: as serving does, and with the same lists.
     """
     stored = {}
-    needed = bool(float(router.fusion_weight))
     for name, cases in (("valid", sequences.valid), ("test", sequences.test)):
         phase = f"candidates ({name} users)"
         found = retrieve(
-            router, trie, index, cases.histories, k, index.top_n, exclude_history, on_progress, phase, log_probs=needed
+            router,
+            trie,
+            index,
+            cases.histories,
+            k,
+            index.top_n,
+            exclude_history,
+            on_progress,
+            phase,
+            log_probs=router.fuses_log_probs,
         )
         stored[name] = StoredRetrieval.pack(found, cases)  # packed at once: one split's lists in memory at a time
     return Candidates(

@@ -179,13 +179,11 @@ def add_items(
     added = extended.tail(len(new_ids))
     sids = added.select([*code_columns(levels), "suffix"]).to_numpy()
     content = vectors if "content" in router.weights else None
-    codes_of = dict(zip(extended["item_id"].to_list(), extended.select(code_columns(levels)).to_numpy(), strict=True))
     id_rows, borrowed = None, set()
     if borrow_id_vectors and "item_emb.weight" in router.weights:
-        trained = router.weights.get("item_id_known", torch.ones(len(router.item_ids), dtype=torch.bool)).numpy()
-        known = [item for item, is_known in zip(router.item_ids, trained, strict=True) if is_known]
-        rows = router.weights["item_emb.weight"][torch.from_numpy(trained)].numpy()
-        id_rows = borrowed_rows(np.stack([codes_of[item] for item in known]), rows, codes)
+        trained = router.weights.get("item_id_known", torch.ones(len(router.item_ids), dtype=torch.bool))
+        known_codes = router.weights["item_sids"][trained, :levels].numpy()  # the router's own IDs: codes, suffix
+        id_rows = borrowed_rows(known_codes, router.weights["item_emb.weight"][trained].numpy(), codes)
         borrowed.add("router_checkpoint")
     grown = router.with_items(new_ids, sids, content, id_rows)
     model = grown.model()
@@ -200,11 +198,14 @@ def add_items(
     )
     sasrec = components.get(SASREC)
     if borrow_id_vectors and isinstance(sasrec, SASRecCheckpoint):
-        if missing := [item for item in sasrec.item_ids if item not in codes_of]:
-            raise ValueError(f"sasrec_model holds items the USID table lacks, e.g. {missing[:3]}")
-        rows = sasrec.weights["item_emb.weight"][1:].numpy()  # row 0 is padding
-        known = np.stack([codes_of[item] for item in sasrec.item_ids])
-        out[SASREC] = sasrec.with_items(new_ids, borrowed_rows(known, rows, codes))
+        aligned = pl.DataFrame({"item_id": sasrec.item_ids}).join(
+            table, on="item_id", how="left", maintain_order="left"
+        )
+        if missing := aligned.filter(pl.col("sid").is_null())["item_id"].head(3).to_list():
+            raise ValueError(f"sasrec_model holds items the USID table lacks, e.g. {missing}")
+        known_codes = aligned.select(code_columns(levels)).to_numpy()
+        sasrec_rows = sasrec.weights["item_emb.weight"][1:].numpy()  # row 0 is padding
+        out[SASREC] = sasrec.with_items(new_ids, borrowed_rows(known_codes, sasrec_rows, codes))
         borrowed.add(SASREC)
     if isinstance(embeddings, ItemEmbeddings):
         out[ITEM_EMBEDDINGS] = embeddings.extended(new_ids, vectors)

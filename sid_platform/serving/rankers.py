@@ -157,7 +157,7 @@ class ServingRouter:
         fusion weight other than 0) or when asked; otherwise no ranking reads them and they are skipped.
         """
         encoded = self.items.encode(histories)
-        needed = log_probs or bool(float(self.model.fusion_weight))
+        needed = log_probs or self.model.fuses_log_probs
         return retrieve(
             self.model,
             self.trie,
