@@ -158,7 +158,7 @@ def train_on_kept(
     kept_ids = split.item_ids[: split.n_kept]
     vectors = embeddings.aligned(kept_ids)
     key = _training_key(split, embeddings, spec, router_cfg, sasrec_cfg, codebooks)
-    cached = _load_trained(work_dir / key, split, vectors, embeddings, ann) if work_dir is not None else None
+    cached = _load_trained(work_dir / key, split, embeddings, ann) if work_dir is not None else None
     if cached is not None:
         return cached
     seconds: dict[str, float] = {}
@@ -176,20 +176,11 @@ def train_on_kept(
         on_progress=on_progress,
     )  # fmt: skip
     seconds["router"] = time.perf_counter() - started
-    with torch.no_grad():
-        index = AnnIndex.build(router.item_keys().numpy(), ann)
     started = time.perf_counter()
     sasrec, _ = train_sasrec(split.train, split.valid, split.n_kept, sasrec_cfg, on_progress=on_progress)
     seconds["sasrec"] = time.perf_counter() - started
-    components = {
-        "codebooks": codebooks,
-        "usid_table": table,
-        "router_checkpoint": RouterCheckpoint.of(router, kept_ids, codebooks.version),
-        "faiss_index": index,
-        "item_embeddings": ItemEmbeddings(kept_ids, vectors, list(embeddings.parts), embeddings.version),
-    }
-    popularity = PopularityModel.fit(split.train, split.n_kept).counts
-    trained = Trained(components, sasrec, popularity, seconds)
+    checkpoint = RouterCheckpoint.of(router, kept_ids, codebooks.version)
+    trained = _assembled(split, embeddings, ann, codebooks, checkpoint, sasrec, seconds, table)
     if work_dir is not None:
         _save_trained(work_dir / key, trained, kept_ids)
     return trained
@@ -223,26 +214,42 @@ def _save_trained(folder: Path, trained: Trained, kept_ids: list[str]) -> None:
     (folder / "seconds.json").write_text(json.dumps(trained.seconds))
 
 
-def _load_trained(
-    folder: Path, split: ColdSplit, vectors: np.ndarray, embeddings: ItemEmbeddings, ann: AnnIndexConfig
-) -> Trained | None:
+def _load_trained(folder: Path, split: ColdSplit, embeddings: ItemEmbeddings, ann: AnnIndexConfig) -> Trained | None:
     if not (folder / "seconds.json").exists():
         return None
-    kept_ids = split.item_ids[: split.n_kept]
     codebooks = CodebooksCheckpoint.load(folder / "codebooks.safetensors")
     router = RouterCheckpoint.load(folder / "router.safetensors")
+    sasrec = SASRecCheckpoint.load(folder / "sasrec.safetensors").model()
+    seconds = json.loads((folder / "seconds.json").read_text())
+    return _assembled(split, embeddings, ann, codebooks, router, sasrec, seconds)
+
+
+def _assembled(
+    split: ColdSplit,
+    embeddings: ItemEmbeddings,
+    ann: AnnIndexConfig,
+    codebooks: CodebooksCheckpoint,
+    router: RouterCheckpoint,
+    sasrec: Any,
+    seconds: dict[str, float],
+    table: pl.DataFrame | None = None,
+) -> Trained:
+    """The trained models (just trained or loaded) with what ``add_items`` extends: the USID table (encoded when
+    not given), the router's FAISS index, the kept items' vectors; and the popularity counts."""
+    kept_ids = split.item_ids[: split.n_kept]
+    vectors = embeddings.aligned(kept_ids)
+    if table is None:
+        table = build_usid_table(kept_ids, codebooks.tokenizer().encode(vectors), codebooks.version)
     with torch.no_grad():
         index = AnnIndex.build(router.model().item_keys().numpy(), ann)
     components = {
         "codebooks": codebooks,
-        "usid_table": build_usid_table(kept_ids, codebooks.tokenizer().encode(vectors), codebooks.version),
+        "usid_table": table,
         "router_checkpoint": router,
         "faiss_index": index,
         "item_embeddings": ItemEmbeddings(kept_ids, vectors, list(embeddings.parts), embeddings.version),
     }
-    popularity = PopularityModel.fit(split.train, split.n_kept).counts
-    sasrec = SASRecCheckpoint.load(folder / "sasrec.safetensors").model()
-    return Trained(components, sasrec, popularity, json.loads((folder / "seconds.json").read_text()))
+    return Trained(components, sasrec, PopularityModel.fit(split.train, split.n_kept).counts, seconds)
 
 
 def _figures(ranked: np.ndarray, targets: np.ndarray, cold: np.ndarray) -> dict[str, dict[str, float]]:
