@@ -43,6 +43,7 @@ from sid_platform.embed.cache import EmbedStats
 from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.reranking.dpo import RerankerCheckpoint
 from sid_platform.retrieval.ann import AnnIndex
+from sid_platform.retrieval.blend import ScoreBlend
 from sid_platform.retrieval.candidates import ChannelReport
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.retrieval.stored import Candidates, StoredRetrieval
@@ -105,6 +106,7 @@ RECORDS: dict[str, Record] = _records(
             ChannelReport,
             StoredRetrieval,
             Candidates,
+            ScoreBlend,
         )
     ),
     Record(AnnIndex, ("index", "kind", "top_n"), AnnIndex),  # the FAISS index itself: serialize_index bytes

@@ -11,11 +11,12 @@ from sid_platform.evaluation.harness import Protocol
 from sid_platform.evaluation.report import json_bytes, metrics_table
 from sid_platform.reranking.dpo import RerankerCheckpoint
 from sid_platform.resources import EvaluationProtocol, MlflowResource, SideFileStorage
+from sid_platform.retrieval.blend import ScoreBlend
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.retrieval.stored import Candidates
 from sid_platform.semantic_ids import CodebooksCheckpoint
 from sid_platform.serving import load_codebooks, load_reranker, load_sasrec
-from sid_platform.serving.evaluation import channels_table, evaluation_document, summary_line
+from sid_platform.serving.evaluation import SasrecBlend, channels_table, evaluation_document, summary_line
 
 __all__ = ["channels_table", "evaluation"]  # channels_table: `sid-platform demo` imports it from here
 
@@ -38,15 +39,25 @@ def evaluation(
     router_checkpoint: RouterCheckpoint,
     candidates: Candidates,
     dpo_checkpoint: RerankerCheckpoint,
+    score_blend: ScoreBlend,
 ) -> Output[dict]:
     sasrec = load_sasrec(sasrec_model, user_sequences.vocab.item_ids)
+    blend = SasrecBlend(sasrec.model, score_blend, router_checkpoint.config.score_scale)
     scorers = {"popularity": popularity_model.score, "sasrec": sasrec.model.score}
     protocol = Protocol(exclude_history=evaluation_protocol.exclude_history, ks=tuple(evaluation_protocol.ks))
     reranker, stored_codebooks = load_reranker(dpo_checkpoint), load_codebooks(codebooks)
     document = {
         "run_id": context.run_id,
         **evaluation_document(
-            scorers, candidates, reranker, user_sequences, protocol, stored_codebooks, usid_table, context.log.info
+            scorers,
+            candidates,
+            reranker,
+            user_sequences,
+            protocol,
+            stored_codebooks,
+            usid_table,
+            context.log.info,
+            blend,
         ),
     }
     path = str(storage.store().write(f"runs/{context.run_id}/evaluation.json", json_bytes(document)))

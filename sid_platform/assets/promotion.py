@@ -39,6 +39,7 @@ BUNDLE_COMPONENTS = (
     "router_checkpoint",
     "faiss_index",
     "dpo_checkpoint",
+    "score_blend",
     "item_embeddings",
 )
 

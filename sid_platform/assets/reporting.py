@@ -21,6 +21,7 @@ from sid_platform.evaluation.run_report import RunReport, render_html, training_
 from sid_platform.reranking.dpo import RerankerCheckpoint
 from sid_platform.reranking.study import SERVED
 from sid_platform.resources import MlflowResource, SideFileStorage
+from sid_platform.retrieval.blend import ScoreBlend
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.semantic_ids import CodebooksCheckpoint
 from sid_platform.semantic_ids.usid import code_columns, table_levels
@@ -103,6 +104,16 @@ def training_report(
         rows = [tuple(column.cell(e) for column in report.table) for e in epochs]
         metadata["training_curve"] = MetadataValue.md(markdown_table([c.header for c in report.table], rows))
     return {**metadata, "mlflow_run_id": run_id}
+
+
+def blend_table(blend: ScoreBlend) -> MetadataValue:
+    """Validation Recall@10 / NDCG@10 of every SASRec weight tried, the chosen one marked."""
+    rows = [
+        (f"**{w:.1f}**" if w == blend.sasrec_weight else f"{w:.1f}", r, n)
+        for w, r, n in zip(blend.weights, blend.valid_recall_at_10, blend.valid_ndcg_at_10, strict=True)
+    ]
+    caption = f"Validation users: {blend.valid_users}; 0 = the router's fused ranking, 1 = SASRec's order."
+    return MetadataValue.md(f"{caption}\n\n{markdown_table(['SASRec weight', 'R@10', 'N@10'], rows)}")
 
 
 def evaluation_metadata(document: dict, json_path: str) -> dict[str, Any]:

@@ -5,18 +5,20 @@ import polars as pl
 import torch
 from dagster import AssetExecutionContext, Output, asset
 
-from sid_platform.assets.reporting import Column, EpochPlot, EpochReport, training_report
+from sid_platform.assets.reporting import Column, EpochPlot, EpochReport, blend_table, training_report
+from sid_platform.baselines.sasrec import SASRecCheckpoint
 from sid_platform.data.split import UserSequences
 from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.resources import EvaluationProtocol, MlflowResource, SideFileStorage, config_class
 from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
+from sid_platform.retrieval.blend import ScoreBlend
 from sid_platform.retrieval.candidates import val_at_p
 from sid_platform.retrieval.router import RouterCheckpoint, RouterConfig
 from sid_platform.retrieval.stored import Candidates, retrieve_users
 from sid_platform.retrieval.training import SELECTION, train_router
 from sid_platform.retrieval.trie import aligned_sids
 from sid_platform.semantic_ids import CodebooksCheckpoint
-from sid_platform.serving import load_codebooks, load_router
+from sid_platform.serving import load_codebooks, load_router, load_sasrec, sasrec_blend
 
 GROUP = "retrieval"
 
@@ -142,3 +144,23 @@ def candidates(
             **{f"{stage}_ms_per_user": round(1000 * s / users, 3) for stage, s in test.seconds.items()},
         },
     )
+
+
+@asset(
+    group_name=GROUP,
+    description="SASRec's weight w in the blended ranking of the router's candidates (w · SASRec logit + (1 − w) · "
+    "router logit), chosen on validation users among 0, 0.1, ..., 1; the table of every weight tried.",
+)
+def score_blend(
+    evaluation_protocol: EvaluationProtocol,
+    user_sequences: UserSequences,
+    candidates: Candidates,
+    sasrec_model: SASRecCheckpoint,
+    router_checkpoint: RouterCheckpoint,
+) -> Output[ScoreBlend]:
+    k, exclude = max(evaluation_protocol.ks), evaluation_protocol.exclude_history
+    candidates.check(k, exclude)
+    sasrec = load_sasrec(sasrec_model, user_sequences.vocab.item_ids).model
+    found = candidates.retrieval("valid", user_sequences.valid)
+    blend = sasrec_blend(found, sasrec, router_checkpoint.config.score_scale, user_sequences.valid, exclude)
+    return Output(blend, metadata={"sasrec_weight": blend.sasrec_weight, "validation": blend_table(blend)})

@@ -61,6 +61,11 @@ class RouterConfig:
     n_prefixes: int = 10  # P: top prefixes per user for the prefix channel
     seed: int = 0
 
+    @property
+    def score_scale(self) -> float:
+        """What turns a dense score into the head's softmax logit: 1 / temperature for cosine, 1 for dot."""
+        return 1.0 / self.temperature if self.dense_score == "cosine" else 1.0
+
 
 DENSE_SCORES = ("cosine", "dot")
 
@@ -167,8 +172,8 @@ class SemanticRouter(nn.Module):
 
     @property
     def score_scale(self) -> float:
-        """What turns a dense score into the head's softmax logit: 1 / temperature for cosine, 1 for dot."""
-        return 1.0 / self.cfg.temperature if self.cfg.dense_score == "cosine" else 1.0
+        """What turns a dense score into the head's softmax logit (``RouterConfig.score_scale``)."""
+        return self.cfg.score_scale
 
     @property
     def fuses_log_probs(self) -> bool:

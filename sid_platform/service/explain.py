@@ -7,7 +7,7 @@ beam search wrote; the prefix channel: items under the top generated prefixes; t
 vectors). The base score is the dense head's score of the item; the final score is what the served ranking
 ordered by: the base score (``router_hybrid_cosine``), the ID's generative log-probability
 (``router_generative``), the fused score (``router_fused``) plus the bounded DPO correction for the reranked
-pool (``router_fused_dpo``). SASRec scores the whole catalog ("catalog", no scores here); a history the model
+pool (``router_fused_dpo``), the blend of the fused score with SASRec's logit (``router_sasrec_blend``). SASRec scores the whole catalog ("catalog", no scores here); a history the model
 could not rank is answered by popularity. What the bundle cannot say stays null.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sid_platform.retrieval.pipeline import Retrieval
-from sid_platform.serving import Ranker, RouterRanking, SasrecRanking
+from sid_platform.serving import BlendRanking, Ranker, RouterRanking, SasrecRanking
 
 PREFIX, ANN, BOTH, BEAMS, CATALOG, POPULARITY = "prefix", "ann", "both", "beams", "catalog", "popularity"
 
@@ -41,9 +41,12 @@ def explain(ranking: Ranker, found: Retrieval | None, ranked: Sequence[list[str]
     per list, ``ServedModel.answer_traced``), for the router's rankings."""
     if isinstance(ranking, SasrecRanking):
         return [[Why(CATALOG) for _ in row] for row in ranked]
-    if not isinstance(ranking, RouterRanking) or found is None:
+    if not isinstance(ranking, RouterRanking | BlendRanking) or found is None:
         return [[Why() for _ in row] for row in ranked]
-    serving, reranker = ranking.name, ranking.reranker
+    if isinstance(ranking, BlendRanking):  # its retrieval's fused scores are the blended ones (``traced``)
+        serving, reranker = "router_fused", None
+    else:
+        serving, reranker = ranking.name, ranking.reranker
     index = ranking.router.items
     out = []
     for row, items in enumerate(ranked):

@@ -14,10 +14,12 @@ from sid_platform.serving.models import (
     load_sasrec,
 )
 from sid_platform.serving.rankers import (
+    BLEND_RANKING,
     CATALOG_COMPONENT,
     RANKERS,
     ROUTER_RANKINGS,
     SERVING_REASON,
+    BlendRanking,
     ItemIndex,
     Prepare,
     Ranker,
@@ -28,6 +30,8 @@ from sid_platform.serving.rankers import (
     encode_histories,
     item_lists,
     router_rankings,
+    sasrec_blend,
+    sasrec_logits,
     serving_catalog,
 )
 from sid_platform.serving.requests import (
@@ -41,12 +45,14 @@ from sid_platform.serving.requests import (
 )
 
 __all__ = [
+    "BLEND_RANKING",
     "CATALOG_COMPONENT",
     "MAX_K",
     "POPULARITY",
     "RANKERS",
     "ROUTER_RANKINGS",
     "SERVING_REASON",
+    "BlendRanking",
     "Codebooks",
     "InvalidRequest",
     "ItemIndex",
@@ -69,5 +75,7 @@ __all__ = [
     "parse_k",
     "popularity_table",
     "router_rankings",
+    "sasrec_blend",
+    "sasrec_logits",
     "serving_catalog",
 ]

@@ -6,23 +6,34 @@ The baselines rank the full catalog through the harness; the router's rankings c
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import polars as pl
 
+from sid_platform.baselines.sasrec import SASRec
 from sid_platform.data.split import EvalCases, UserSequences
 from sid_platform.evaluation.harness import Protocol, Scorer, evaluate_scorers
 from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.evaluation.report import markdown_table
 from sid_platform.progress import LogLine
 from sid_platform.reranking.dpo import Reranker
+from sid_platform.retrieval.blend import ScoreBlend, blend_ranking, blended_scores
 from sid_platform.retrieval.stored import Candidates
 from sid_platform.serving.models import Codebooks
-from sid_platform.serving.rankers import RANKERS, router_rankings
+from sid_platform.serving.rankers import BLEND_RANKING, RANKERS, router_rankings, sasrec_logits
 
 SPLITS = ("test", "valid")
 BASELINE = "sasrec"  # the ranking a serving ranking must beat on validation (the gate refuses it otherwise)
 CHOSEN_ON = ("recall@10", "ndcg@10")  # the serving ranking: best validation Recall@10, then NDCG@10
+
+
+@dataclass(frozen=True)
+class SasrecBlend:
+    """What the blended ranking needs beside the candidates: SASRec, the chosen weight, the router's logit scale."""
+
+    sasrec: SASRec
+    blend: ScoreBlend
+    router_scale: float
 
 
 def evaluate_retrieval(
@@ -31,14 +42,20 @@ def evaluate_retrieval(
     protocol: Protocol,
     reranker: Reranker,
     on_progress: LogLine | None = None,
+    blend: SasrecBlend | None = None,
 ) -> dict:
-    """The router's rankings (generative, hybrid + cosine, hybrid + DPO), channel coverage, candidates, cost."""
+    """The router's rankings (generative, hybrid + cosine, fused, fused + DPO, and blended with SASRec when
+    ``blend`` is given), channel coverage, candidates, cost."""
     k = max(protocol.ks)
     candidates.check(k, protocol.exclude_history)
     found = candidates.retrieval(protocol.split, cases)
     histories = cases.histories if protocol.exclude_history else None
     phase = f"evaluation ({protocol.split} users): router_fused_dpo reranking"
     rankings = router_rankings(found, reranker, k, histories, on_progress, phase)
+    if blend is not None:
+        logits = sasrec_logits(blend.sasrec, cases.histories, found.candidates)
+        scores = blended_scores(found, logits, blend.blend.sasrec_weight, blend.router_scale)
+        rankings[BLEND_RANKING] = blend_ranking(found, scores, k, histories)
     users = max(len(cases), 1)
     return {
         "metrics": {name: ranking_metrics(ranked, cases.targets, protocol.ks) for name, ranked in rankings.items()},
@@ -58,6 +75,7 @@ def evaluation_document(
     codebooks: Codebooks,
     usid_table: pl.DataFrame,
     on_progress: LogLine | None = None,
+    blend: SasrecBlend | None = None,
 ) -> dict:
     """Per split (test, then validation) every model's metrics; the codebooks' utilization; the serving figures.
 
@@ -71,7 +89,7 @@ def evaluation_document(
         cases = sequences.test if split == "test" else sequences.valid
         split_protocol = replace(protocol, split=split)
         result = evaluate_scorers(scorers, cases, len(sequences.vocab), split_protocol, on_progress)
-        retrieval = evaluate_retrieval(candidates, cases, split_protocol, reranker, on_progress)
+        retrieval = evaluate_retrieval(candidates, cases, split_protocol, reranker, on_progress, blend)
         result.metrics.update(retrieval.pop("metrics"))
         document[split] = {**result.as_dict(), **retrieval}
     utilization = codebooks.utilization(usid_table)
@@ -87,6 +105,8 @@ def evaluation_document(
         "baseline_valid_recall@10": document["valid"]["metrics"].get(BASELINE, {}).get("recall@10"),
         "min_codebook_utilization": min(utilization),
     }
+    if blend is not None:
+        document["serving"]["sasrec_blend_weight"] = blend.blend.sasrec_weight
     return document
 
 

@@ -1,8 +1,9 @@
 """The served ranking path: item-id histories in, ranked item ids out, one prepared ranking per servable model.
 
 The bundle's ``predict``, the HTTP service and the evaluation rank through the same functions: SASRec through
-the harness's ``rank_with_scorer``, the router through ``retrieve`` and the reranked ranking through
-``dpo_ranking``, so a served list is the list that was measured.
+the harness's ``rank_with_scorer``, the router through ``retrieve``, the reranked ranking through
+``dpo_ranking`` and the blend of the router with SASRec through ``sasrec_logits`` and ``blend_ranking``, so a
+served list is the list that was measured.
 
 Why prepared: everything a request would otherwise redo over the whole catalog (open the checkpoint, build the
 trie, map item ids to indices, compute every item's token) is done once when the bundle loads
@@ -13,16 +14,19 @@ cost, not what the catalog costs (``benchmarks/scale_curve.py`` measures it from
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from sid_platform.baselines.sasrec import SASRec
+from sid_platform.data.split import EvalCases
 from sid_platform.evaluation.metrics import rank_with_scorer
 from sid_platform.progress import LogLine, Progress
 from sid_platform.reranking.dpo import Reranker, rerank
 from sid_platform.retrieval.ann import AnnIndex
+from sid_platform.retrieval.blend import ScoreBlend, blend_ranking, blended_scores, candidate_logits, choose_blend
 from sid_platform.retrieval.pipeline import Retrieval, retrieve
 from sid_platform.retrieval.router import SemanticRouter
 from sid_platform.retrieval.trie import SidTrie
@@ -50,6 +54,11 @@ class ItemIndex:
         """Item-id histories → item indices; items outside the catalog are skipped."""
         index = self._index
         return [np.asarray([index[i] for i in history if i in index], dtype=np.int64) for history in histories]
+
+    def rows_of(self, item_ids: Sequence[str]) -> np.ndarray:
+        """[len(item_ids)] this model's index of each item id; -1 for an id it does not know."""
+        index = self._index
+        return np.asarray([index.get(item, -1) for item in item_ids], dtype=np.int64)
 
     def lists(self, ranked: np.ndarray) -> list[list[str]]:
         """[users, k] item indices (-1 padding) → lists of item ids."""
@@ -211,14 +220,82 @@ class RouterRanking:
         return self.router.items.lists(self.ranked(found, k)), found
 
 
+BLEND_RANKING = "router_sasrec_blend"
+SASREC_BATCH = 1024  # histories per SASRec forward pass: bounds its memory, not its result (each row is alone)
+
+
+@torch.no_grad()
+def sasrec_logits(
+    model: SASRec,
+    histories: Sequence[np.ndarray],
+    candidates: Sequence[np.ndarray],
+    rows: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """SASRec's logit of each user's candidates. ``histories`` are SASRec item indices; ``candidates`` the router's,
+    mapped to SASRec's by ``rows`` (router index → SASRec index, -1 unknown; None: the two vocabularies are one)."""
+    items = model.item_vectors().numpy()
+    logits: list[np.ndarray] = []
+    for start in range(0, len(histories), SASREC_BATCH):
+        users = model.user_vectors(histories[start : start + SASREC_BATCH]).numpy()
+        part = candidates[start : start + SASREC_BATCH]
+        logits += candidate_logits(users, items, part if rows is None else [rows[c] for c in part])
+    return logits
+
+
+def sasrec_blend(
+    found: Retrieval, sasrec: SASRec, router_scale: float, cases: EvalCases, exclude_history: bool
+) -> ScoreBlend:
+    """The blend weight chosen on ``cases`` (validation users) over their stored retrieval ``found``, under the
+    evaluation's protocol; the router and SASRec share the catalog's item indices."""
+    logits = sasrec_logits(sasrec, cases.histories, found.candidates)
+    histories = cases.histories if exclude_history else None
+    return choose_blend(found, logits, router_scale, cases.targets, histories)
+
+
+@dataclass(frozen=True)
+class BlendRanking:
+    """The router's candidates by ``w · SASRec logit + (1 − w) · router logit`` (``retrieval/blend.py``), ``w`` the
+    ``score_blend`` component's weight: the Semantic-ID candidate set, ranked with the sequential model's help."""
+
+    router: ServingRouter
+    sasrec: SasrecRanking
+    sasrec_rows: np.ndarray  # [router items] router item index → SASRec item index (-1: unknown to SASRec)
+    blend: ScoreBlend
+
+    @classmethod
+    def open(cls, components: Mapping[str, Any]) -> BlendRanking:
+        router, sasrec = ServingRouter.open(components), SasrecRanking.open(components)
+        return cls(router, sasrec, sasrec.items.rows_of(router.items.item_ids), components["score_blend"])
+
+    def scored(self, found: Retrieval, histories: list[list[str]]) -> list[np.ndarray]:
+        """Per user, the blended score of each candidate ``found`` holds for these histories."""
+        logits = sasrec_logits(
+            self.sasrec.model, self.sasrec.items.encode(histories), found.candidates, self.sasrec_rows
+        )
+        return blended_scores(found, logits, self.blend.sasrec_weight, self.router.model.score_scale)
+
+    def __call__(self, histories: list[list[str]], k: int) -> list[list[str]]:
+        return self.traced(histories, k)[0]
+
+    def traced(self, histories: list[list[str]], k: int) -> tuple[list[list[str]], Retrieval]:
+        """The lists and the retrieval behind them, its ``fused_scores`` the blended scores the lists follow."""
+        found = self.router.retrieve(histories, k)
+        scores = self.scored(found, histories)
+        return self.router.items.lists(blend_ranking(found, scores, k)), replace(found, fused_scores=scores)
+
+
 # Serving model name (as the evaluation names it) → how the bundle opens its ranker. A ranking the bundle should
 # serve is one more entry, reading its components by name.
-RANKERS: dict[str, Prepare] = {"sasrec": SasrecRanking.open} | {
-    name: RouterRanking.opener(name) for name in ROUTER_RANKINGS
-}
+RANKERS: dict[str, Prepare] = (
+    {"sasrec": SasrecRanking.open}
+    | {name: RouterRanking.opener(name) for name in ROUTER_RANKINGS}
+    | {BLEND_RANKING: BlendRanking.open}
+)
 
 # Serving model name → the component whose item ids are its catalog (what a history's ids are checked against).
-CATALOG_COMPONENT: dict[str, str] = {"sasrec": "sasrec_model"} | {name: "router_checkpoint" for name in ROUTER_RANKINGS}
+CATALOG_COMPONENT: dict[str, str] = {"sasrec": "sasrec_model", BLEND_RANKING: "router_checkpoint"} | {
+    name: "router_checkpoint" for name in ROUTER_RANKINGS
+}
 
 
 def serving_catalog(components: Mapping[str, Any], serving: str) -> list[str]:

@@ -21,7 +21,7 @@ import pandas as pd
 import polars as pl
 
 from sid_platform.retrieval.pipeline import Retrieval
-from sid_platform.serving.rankers import RANKERS, Ranker, RouterRanking, serving_catalog
+from sid_platform.serving.rankers import RANKERS, BlendRanking, Ranker, RouterRanking, serving_catalog
 
 DEFAULT_K = 10
 MAX_K = 1000
@@ -132,7 +132,7 @@ class ServedModel:
         return self.answer_traced(histories, k)[0]
 
     def answer_traced(self, histories: list[list[str]], k: int) -> tuple[pd.DataFrame, Retrieval | None]:
-        """``answer``, and for the router's rankings the retrieval behind it, one row per history the model ranked
+        """``answer``, and for the router's rankings (and the blend) the retrieval behind it, one row per history the model ranked
         (those whose ``fallback`` is null, in order): an explanation reads it instead of retrieving again."""
         known = [[item for item in history if item in self.catalog] for history in histories]
         unknown = [list(dict.fromkeys(item for item in history if item not in self.catalog)) for history in histories]
@@ -141,7 +141,7 @@ class ServedModel:
         found = None
         if rankable:
             asked = [known[row] for row in rankable]
-            if isinstance(self.rank, RouterRanking):
+            if isinstance(self.rank, RouterRanking | BlendRanking):
                 lists, found = self.rank.traced(asked, k)
             else:
                 lists = self.rank(asked, k)

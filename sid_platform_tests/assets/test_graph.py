@@ -18,6 +18,7 @@ from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.registry import Tracking, champion, download_version, load_bundle
 from sid_platform.reranking.dpo import RerankerCheckpoint
 from sid_platform.retrieval.ann import AnnIndex
+from sid_platform.retrieval.blend import ScoreBlend
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.retrieval.stored import Candidates
 from sid_platform.semantic_ids import CodebooksCheckpoint
@@ -40,6 +41,7 @@ ASSETS = {
     "router_checkpoint",
     "faiss_index",
     "candidates",
+    "score_blend",
     "dpo_checkpoint",
     "evaluation",
     "model_promotion",
@@ -54,6 +56,7 @@ STORED_AS = {
     "item_embeddings": (".npz", ItemEmbeddings),
     "faiss_index": (".npz", AnnIndex),
     "candidates": (".npz", Candidates),
+    "score_blend": (".npz", ScoreBlend),
     "sasrec_model": (".safetensors", SASRecCheckpoint),
     "codebooks": (".safetensors", CodebooksCheckpoint),
     "router_checkpoint": (".safetensors", RouterCheckpoint),

@@ -66,6 +66,7 @@ STUBS = [
     _constant("router_checkpoint", {"kind": "router", "item_ids": ["a", "b"]}),
     _constant("faiss_index", b"index"),
     _constant("dpo_checkpoint", {"kind": "dpo_reranker"}),
+    _constant("score_blend", {"kind": "score_blend"}),
     _constant("item_embeddings", {"kind": "item_embeddings"}),
 ]
 

@@ -10,7 +10,16 @@ from sid_platform.registry import Tracking, download_version
 from sid_platform.registry.bundle import load_bundle
 from sid_platform.registry.promotion import champion
 from sid_platform.reranking.study import BASE, TEST
-from sid_platform.serving import RANKERS, encode_histories, load_codebooks, load_reranker, load_sasrec
+from sid_platform.retrieval.blend import blend_ranking, blended_scores
+from sid_platform.serving import (
+    BLEND_RANKING,
+    RANKERS,
+    encode_histories,
+    load_codebooks,
+    load_reranker,
+    load_sasrec,
+    sasrec_logits,
+)
 from sid_platform.serving.rankers import router_rankings
 from sid_platform_tests.assets.conftest import MainRun
 
@@ -93,11 +102,15 @@ def test_the_champions_predict_returns_the_evaluated_lists_whatever_the_batch(ma
     document = main_run.outputs["evaluation"]
     serving, sequences = document["serving"]["model"], main_run.outputs["user_sequences"]
     item_ids = sequences.vocab.item_ids
+    sasrec = load_sasrec(main_run.outputs["sasrec_model"])
+    found = main_run.outputs["candidates"].retrieval("test", sequences.test)
     if serving == "sasrec":
-        sasrec = load_sasrec(main_run.outputs["sasrec_model"])
         evaluated = rank_with_scorer(sasrec.model.score, sequences.test.histories, 20, exclude_history=False)
+    elif serving == BLEND_RANKING:
+        weight, scale = main_run.outputs["score_blend"].sasrec_weight, main_run.outputs["router_checkpoint"].config
+        logits = sasrec_logits(sasrec.model, sequences.test.histories, found.candidates)
+        evaluated = blend_ranking(found, blended_scores(found, logits, weight, scale.score_scale), 20)
     else:
-        found = main_run.outputs["candidates"].retrieval("test", sequences.test)
         reranker = load_reranker(main_run.outputs["dpo_checkpoint"])
         evaluated = router_rankings(found, reranker, 20)[serving]
     assert ranking_metrics(evaluated, sequences.test.targets, (5, 10, 20)) == document["test"]["metrics"][serving]

@@ -14,6 +14,7 @@ from sid_platform.data.split import EvalCases, ItemVocab, UserSequences
 from sid_platform.evaluation.harness import Protocol
 from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.reranking.dpo import Reranker, RerankerConfig, rerank
+from sid_platform.retrieval.blend import ScoreBlend, blend_ranking, blended_scores
 from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.retrieval.stored import retrieve_users
@@ -31,8 +32,9 @@ from sid_platform.serving import (
     load_codebooks,
     load_router,
     load_sasrec,
+    sasrec_logits,
 )
-from sid_platform.serving.evaluation import evaluate_retrieval, serving_model
+from sid_platform.serving.evaluation import SasrecBlend, evaluate_retrieval, serving_model
 from sid_platform_tests.retrieval.test_pipeline import HISTORIES, TARGETS, toy
 
 ITEMS = [f"i{i}" for i in range(5)]
@@ -42,7 +44,14 @@ def test_histories_are_encoded_in_the_models_vocabulary_and_rankings_decoded_bac
     encoded = encode_histories(["a", "b", "c"], [["c", "a"], ["zz", "b"], []])
     assert [h.tolist() for h in encoded] == [[2, 0], [1], []] and encoded[2].dtype == np.int64
     assert item_lists(np.array([[2, 0, -1], [-1, -1, -1]]), ["a", "b", "c"]) == [["c", "a"], []]
-    assert set(RANKERS) == {"sasrec", "router_generative", "router_hybrid_cosine", "router_fused", "router_fused_dpo"}
+    assert set(RANKERS) == {
+        "sasrec",
+        "router_generative",
+        "router_hybrid_cosine",
+        "router_fused",
+        "router_fused_dpo",
+        "router_sasrec_blend",
+    }
 
 
 def test_the_serving_model_is_the_best_servable_ranking_on_validation():
@@ -123,6 +132,13 @@ def test_the_routers_rankings_are_evaluated_from_the_stored_candidates(exclude_h
         "router_fused_dpo": ranking_metrics(dpo_ranking(reranker, found, 3, histories), TARGETS, (1, 3)),
     }
     assert result["channels"] == candidates.test.report.as_dict()
+    torch.manual_seed(1)
+    sasrec = SASRec(len(ITEMS), SASRecConfig(hidden_dim=8, num_layers=1, num_heads=1, max_len=8)).eval()
+    blend = SasrecBlend(sasrec, ScoreBlend(0.3, (0.3,), (0.0,), (0.0,), 4), router_scale=1.0)
+    blended = evaluate_retrieval(candidates, test, protocol, reranker, blend=blend)["metrics"]
+    scores = blended_scores(found, sasrec_logits(sasrec, HISTORIES, found.candidates), 0.3, 1.0)
+    expected = ranking_metrics(blend_ranking(found, scores, 3, histories), TARGETS, (1, 3))
+    assert blended == {**result["metrics"], "router_sasrec_blend": expected}
     assert result["retrieval_ms_per_user"] == {k: 1000 * s / 4 for k, s in candidates.test.seconds.items()}
     assert result["prefix_channel"] == {"depth": 1, "prefixes": 2} and result["ann_channel"]["top_n"] == 3
     with pytest.raises(ValueError, match="rematerialize candidates"):
