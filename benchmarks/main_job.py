@@ -7,17 +7,19 @@ the same score over the full catalog) on a sample of validation users.
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --exclude-history
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --config examples/sports.yaml
     SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --select candidates,evaluation
+    SID_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.main_job --select score_blend,evaluation --name blend
 
 ``--select`` rebuilds only those assets from the stored run's inputs (no training): the evaluation and its costs
 measured again at the current commit on the same models; it skips the candidate curve and adds ``_reevaluated``
 to the file name.
 
-Writes ``benchmarks/results/main_job_<profile>[_<config file's stem>][_masked].json``.
+Writes ``benchmarks/results/main_job_<profile>[_<config file's stem>][_masked][_reevaluated][_<name>].json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--curve-users", type=int, default=2000, help="validation users the candidate curve scores")
     parser.add_argument("--config", type=Path, help="a run config file over the profile (e.g. examples/sports.yaml)")
     parser.add_argument("--select", help="comma-separated assets to rebuild from the stored run (no training)")
+    parser.add_argument("--name", help="a suffix for the result file (e.g. what changed since the stored run)")
     args = parser.parse_args()
     selected = [name.strip() for name in args.select.split(",")] if args.select else None
     extra = load_run_config_file(args.config) if args.config else {}
@@ -69,6 +72,8 @@ def main() -> None:
         print(markdown_table(list(curve[0]), [tuple(point.values()) for point in curve]))
     name = f"main_job_{args.profile}" + (f"_{args.config.stem}" if args.config else "")
     name += ("_masked" if args.exclude_history else "") + ("_reevaluated" if selected else "")
+    name += f"_{args.name}" if args.name else ""
+    blend = result.output_for_node("score_blend") if selected is None or "score_blend" in selected else None
     path = write_result(
         name,
         {
@@ -81,6 +86,7 @@ def main() -> None:
             "valid": document["valid"],
             "training": training,
             "serving": document["serving"],
+            "score_blend": dataclasses.asdict(blend) if blend is not None else None,
             "candidate_curve": {
                 "users": "first validation users, in user order",
                 "n_users": args.curve_users,
