@@ -11,10 +11,12 @@ import torch
 from sid_platform.baselines.sasrec import SASRec, SASRecCheckpoint, SASRecConfig
 from sid_platform.embed.pipeline import EmbeddingSpec, ItemEmbeddings, embed_like
 from sid_platform.retrieval import AnnIndex, AnnIndexConfig, RouterConfig, SemanticRouter, SidTrie
+from sid_platform.retrieval.blend import ScoreBlend
 from sid_platform.retrieval.pipeline import retrieve
 from sid_platform.retrieval.router import RouterCheckpoint
 from sid_platform.semantic_ids import CodebooksCheckpoint, PrefixIndex, RQKMeansConfig, RQKMeansTokenizer, UsidLookup
 from sid_platform.semantic_ids.usid import build_usid_table, extend_usid_table
+from sid_platform.serving import BlendRanking
 from sid_platform.serving.cold_start import add_items, borrowed_rows
 
 N_OLD, N_NEW, DIM, CODES = 48, 8, 8, 4
@@ -236,3 +238,22 @@ def test_borrowed_id_vectors_let_the_router_and_sasrec_read_new_items_and_traine
         components["router_checkpoint"].with_items(["Z"], np.zeros((1, 3), np.int64), vectors[:1], np.zeros((1, 2)))
     with pytest.raises(ValueError, match="unknown to SASRec"):
         grown.with_items(["I000"], np.zeros((1, 16)))
+
+
+@pytest.mark.parametrize("borrow", [True, False])
+def test_the_blended_ranking_of_an_extended_bundle_ranks_new_items_whether_or_not_sasrec_knows_them(borrow: bool):
+    components, vectors = bundle()
+    torch.manual_seed(1)
+    sasrec = SASRec(N_OLD, SASRecConfig(hidden_dim=16, max_len=8, num_layers=1)).eval()
+    components["sasrec_model"] = SASRecCheckpoint.of(sasrec, components["router_checkpoint"].item_ids)
+    components["score_blend"] = ScoreBlend(0.5, (0.5,), (0.0,), (0.0,), 1)
+    out, report = add_items(components, new_rows(), vectors[N_OLD:], borrow_id_vectors=borrow)
+    assert ("sasrec_model" in report.borrowed) is borrow
+    ranking = BlendRanking.open(out)
+    new = set(new_rows()["item_id"])
+    assert bool((ranking.sasrec_rows[N_OLD:] >= 0).all()) is borrow  # else every new item is unknown to SASRec
+    assert borrow or (ranking.sasrec_rows[N_OLD:] == -1).all()
+    histories = [["I000", "I004"], ["I001"], ["I002", "I006", "I010"]]
+    lists = ranking(histories, N_OLD + N_NEW)
+    assert all(len(row) == N_OLD + N_NEW and new <= set(row) for row in lists)  # every new item is ranked
+    assert lists == [ranking([h], N_OLD + N_NEW)[0] for h in histories]  # a list never depends on the batch
