@@ -177,6 +177,19 @@ def test_a_ranking_override_serves_another_ranking_of_the_same_bundle(registry: 
     assert ranked != [_ids(answer.items) for answer in direct.rank(histories, 10)]
 
 
+def test_the_blended_ranking_is_explained_by_channel_and_ordered_by_its_final_score(registry: Registry):
+    blended = ServiceModel.load(
+        registry.folder, str(registry.first), InProcessLookupStore(), precompute_users=0, serving="router_sasrec_blend"
+    )
+    histories = [list(history) for history in sorted(blended.histories.values())[:20]]
+    answers = blended.rank(histories, 10)
+    assert [_ids(a.items) for a in answers] == RANKERS["router_sasrec_blend"](blended.components)(histories, 10)
+    for answer in answers:
+        assert all(item["channel"] in {"prefix", "ann", "both", "beams"} for item in answer.items)
+        finals = [item["final_score"] for item in answer.items]  # the blended score the list is ordered by
+        assert all(isinstance(f, float) for f in finals) and finals == sorted(finals, reverse=True)
+
+
 def test_a_champion_that_cannot_serve_the_watchers_ranking_is_refused_and_the_last_one_kept(registry: Registry):
     """The canary case: the operator serves the reranked ranking; a new champion without the reranker fails to
     load with a one-line reason (``last_error``, what /readyz says while nothing is served) and the previous
