@@ -40,6 +40,7 @@ class RouterConfig:
     num_heads: int = 2
     max_len: int = 50
     dropout: float = 0.5
+    use_codes: bool = True  # sum the item's Semantic-ID code embeddings into its token (False: an ablation)
     use_item_embedding: bool = True  # one learned vector per item beside its code embeddings
     # Training only: the share of items whose id vector is left out of their token at each step, so the model
     # also learns to score an item from its codes and content alone, as it must score a new item (cold start).
@@ -84,6 +85,8 @@ class SemanticRouter(nn.Module):
         super().__init__()
         if cfg.dense_score not in DENSE_SCORES:
             raise ValueError(f"dense_score must be one of {', '.join(DENSE_SCORES)}, got {cfg.dense_score!r}")
+        if not (cfg.use_codes or cfg.use_item_embedding or (cfg.use_content and content is not None)):
+            raise ValueError("an item token needs its codes, its id embedding or its content; all are switched off")
         self.cfg = cfg
         d = cfg.hidden_dim
         self.vocab_sizes = list(vocab_sizes)
@@ -149,8 +152,11 @@ class SemanticRouter(nn.Module):
         """
         items = torch.arange(self.n_items) if items is None else items
         sids = self.item_sids[items]
-        levels = len(self.vocab_sizes) - 1  # the suffix carries no meaning, only identity
-        x = sum(self.token_emb[level](sids[:, level]) for level in range(levels))
+        levels = len(self.vocab_sizes) - 1 if self.cfg.use_codes else 0  # the suffix carries identity, no meaning
+        x = sum(
+            (self.token_emb[level](sids[:, level]) for level in range(levels)),
+            torch.zeros(len(items), self.cfg.hidden_dim),
+        )
         if self.item_emb is not None:
             present = self.item_id_known[items]
             if self.training and self.cfg.item_id_dropout > 0:

@@ -105,3 +105,19 @@ def test_item_id_dropout_leaves_ids_out_in_training_only_and_never_touches_the_r
         after = torch.rand(1)
         torch.manual_seed(0)
         assert torch.equal(torch.rand(1), after)  # p = 0 draws nothing: earlier runs reproduce
+
+
+def test_the_token_ablations_leave_out_their_part_and_an_item_needs_one_part():
+    sids = torch.tensor([[0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]])
+    content = torch.randn(4, 6)
+    torch.manual_seed(0)
+    full = SemanticRouter(RouterConfig(hidden_dim=8, num_heads=2), sids, [2, 2, 1], content).eval()
+    torch.manual_seed(0)
+    no_codes = SemanticRouter(RouterConfig(hidden_dim=8, num_heads=2, use_codes=False), sids, [2, 2, 1], content)
+    with torch.no_grad():
+        codes = full.token_emb[0](sids[:, 0]) + full.token_emb[1](sids[:, 1])
+        assert torch.allclose(no_codes.eval().item_tokens(), full.item_tokens() - codes, atol=1e-6)
+    cfg = RouterConfig(hidden_dim=8, num_heads=2, use_codes=False, use_item_embedding=False)
+    assert SemanticRouter(cfg, sids, [2, 2, 1], content).item_tokens().shape == (4, 8)  # content alone
+    with pytest.raises(ValueError, match="all are switched off"):
+        SemanticRouter(cfg, sids, [2, 2, 1], None)
