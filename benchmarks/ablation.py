@@ -27,12 +27,12 @@ from sid_platform.artifacts import read_artifact
 from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.evaluation.report import markdown_table
 from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
-from sid_platform.retrieval.blend import blend_ranking, blended_scores
+from sid_platform.retrieval.blend import blend_ranking
 from sid_platform.retrieval.router import RouterConfig
 from sid_platform.retrieval.stored import retrieve_users
 from sid_platform.retrieval.training import train_router
 from sid_platform.retrieval.trie import aligned_sids
-from sid_platform.serving import load_codebooks, load_sasrec, sasrec_blend, sasrec_logits
+from sid_platform.serving import load_codebooks, load_sasrec, sasrec_blend, sasrec_blend_scores
 from sid_platform.settings import data_home
 from sid_platform.storage import LocalBlobStore
 
@@ -70,9 +70,8 @@ def main() -> None:
         blend = sasrec_blend(valid, sasrec, model.score_scale, sequences.valid, exclude_history=False)
         rankings = {}
         for split, found, cases in (("valid", valid, sequences.valid), ("test", test, sequences.test)):
-            scores = blended_scores(
-                found, sasrec_logits(sasrec, cases.histories, found.candidates), blend.sasrec_weight, model.score_scale
-            )
+            weight, scale = blend.sasrec_weight, model.score_scale
+            scores = sasrec_blend_scores(found, sasrec, cases.histories, weight, scale)
             ranked = {
                 "generative": found.generative,
                 "dense": found.hybrid_cosine,

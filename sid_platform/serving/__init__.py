@@ -31,6 +31,7 @@ from sid_platform.serving.rankers import (
     item_lists,
     router_rankings,
     sasrec_blend,
+    sasrec_blend_scores,
     sasrec_logits,
     serving_catalog,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "popularity_table",
     "router_rankings",
     "sasrec_blend",
+    "sasrec_blend_scores",
     "sasrec_logits",
     "serving_catalog",
 ]

@@ -17,10 +17,10 @@ from sid_platform.evaluation.metrics import ranking_metrics
 from sid_platform.evaluation.report import markdown_table
 from sid_platform.progress import LogLine
 from sid_platform.reranking.dpo import Reranker
-from sid_platform.retrieval.blend import ScoreBlend, blend_ranking, blended_scores
+from sid_platform.retrieval.blend import ScoreBlend, blend_ranking
 from sid_platform.retrieval.stored import Candidates
 from sid_platform.serving.models import Codebooks
-from sid_platform.serving.rankers import BLEND_RANKING, RANKERS, router_rankings, sasrec_logits
+from sid_platform.serving.rankers import BLEND_RANKING, RANKERS, router_rankings, sasrec_blend_scores
 
 SPLITS = ("test", "valid")
 BASELINE = "sasrec"  # the ranking a serving ranking must beat on validation (the gate refuses it otherwise)
@@ -53,8 +53,8 @@ def evaluate_retrieval(
     phase = f"evaluation ({protocol.split} users): router_fused_dpo reranking"
     rankings = router_rankings(found, reranker, k, histories, on_progress, phase)
     if blend is not None:
-        logits = sasrec_logits(blend.sasrec, cases.histories, found.candidates)
-        scores = blended_scores(found, logits, blend.blend.sasrec_weight, blend.router_scale)
+        weight = blend.blend.sasrec_weight
+        scores = sasrec_blend_scores(found, blend.sasrec, cases.histories, weight, blend.router_scale)
         rankings[BLEND_RANKING] = blend_ranking(found, scores, k, histories)
     users = max(len(cases), 1)
     return {

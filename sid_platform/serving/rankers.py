@@ -233,13 +233,29 @@ def sasrec_logits(
 ) -> list[np.ndarray]:
     """SASRec's logit of each user's candidates. ``histories`` are SASRec item indices; ``candidates`` the router's,
     mapped to SASRec's by ``rows`` (router index → SASRec index, -1 unknown; None: the two vocabularies are one)."""
+    was_training = model.training
+    model.eval()  # no dropout, whoever passes the model
     items = model.item_vectors().numpy()
     logits: list[np.ndarray] = []
     for start in range(0, len(histories), SASREC_BATCH):
         users = model.user_vectors(histories[start : start + SASREC_BATCH]).numpy()
         part = candidates[start : start + SASREC_BATCH]
         logits += candidate_logits(users, items, part if rows is None else [rows[c] for c in part])
+    model.train(was_training)
     return logits
+
+
+def sasrec_blend_scores(
+    found: Retrieval,
+    sasrec: SASRec,
+    histories: Sequence[np.ndarray],
+    weight: float,
+    router_scale: float,
+    rows: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Per user, the blended score of each candidate ``found`` holds (what ``blend_ranking`` sorts by); the
+    evaluation and ``BlendRanking`` both score through here. ``histories``: SASRec item indices."""
+    return blended_scores(found, sasrec_logits(sasrec, histories, found.candidates, rows), weight, router_scale)
 
 
 def sasrec_blend(
@@ -269,10 +285,12 @@ class BlendRanking:
 
     def scored(self, found: Retrieval, histories: list[list[str]]) -> list[np.ndarray]:
         """Per user, the blended score of each candidate ``found`` holds for these histories."""
-        logits = sasrec_logits(
-            self.sasrec.model, self.sasrec.items.encode(histories), found.candidates, self.sasrec_rows
+        encoded, weight, scale = (
+            self.sasrec.items.encode(histories),
+            self.blend.sasrec_weight,
+            self.router.model.score_scale,
         )
-        return blended_scores(found, logits, self.blend.sasrec_weight, self.router.model.score_scale)
+        return sasrec_blend_scores(found, self.sasrec.model, encoded, weight, scale, self.sasrec_rows)
 
     def __call__(self, histories: list[list[str]], k: int) -> list[list[str]]:
         return self.traced(histories, k)[0]

@@ -108,7 +108,7 @@ def test_the_champions_predict_returns_the_evaluated_lists_whatever_the_batch(ma
         evaluated = rank_with_scorer(sasrec.model.score, sequences.test.histories, 20, exclude_history=False)
     elif serving == BLEND_RANKING:
         weight, scale = main_run.outputs["score_blend"].sasrec_weight, main_run.outputs["router_checkpoint"].config
-        logits = sasrec_logits(sasrec.model, sequences.test.histories, found.candidates)
+        logits = sasrec_logits(sasrec.model, sequences.test.histories, found.candidates)  # the pieces, not the helper
         evaluated = blend_ranking(found, blended_scores(found, logits, weight, scale.score_scale), 20)
     else:
         reranker = load_reranker(main_run.outputs["dpo_checkpoint"])
