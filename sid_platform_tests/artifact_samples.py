@@ -23,6 +23,7 @@ from sid_platform.embed.cache import EmbedStats
 from sid_platform.embed.pipeline import ItemEmbeddings
 from sid_platform.reranking.dpo import RerankerCheckpoint, RerankerConfig
 from sid_platform.retrieval.ann import AnnIndex, AnnIndexConfig
+from sid_platform.retrieval.blend import ScoreBlend
 from sid_platform.retrieval.candidates import ChannelReport
 from sid_platform.retrieval.router import RouterCheckpoint, RouterConfig
 from sid_platform.retrieval.stored import Candidates, StoredRetrieval
@@ -113,6 +114,7 @@ def samples() -> dict[str, Any]:
         ),
         "candidates": candidates(),
         "faiss_index": ann_index(),
+        "score_blend": ScoreBlend(0.4, (0.0, 0.4, 1.0), (0.08, 0.1, 0.09), (0.04, 0.05, 0.045), 7),
         "sasrec_model": sasrec_checkpoint(),
         "codebooks": CodebooksCheckpoint(
             "rqvae",
