@@ -6,6 +6,7 @@ The baselines rank the full catalog through the harness; the router's rankings c
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import polars as pl
@@ -52,15 +53,17 @@ def evaluate_retrieval(
     histories = cases.histories if protocol.exclude_history else None
     phase = f"evaluation ({protocol.split} users): router_fused_dpo reranking"
     rankings = router_rankings(found, reranker, k, histories, on_progress, phase)
+    users, extra = max(len(cases), 1), {}
     if blend is not None:
-        weight = blend.blend.sasrec_weight
+        started, weight = time.perf_counter(), blend.blend.sasrec_weight
         scores = sasrec_blend_scores(found, blend.sasrec, cases.histories, weight, blend.router_scale)
         rankings[BLEND_RANKING] = blend_ranking(found, scores, k, histories)
-    users = max(len(cases), 1)
+        extra["blend_ms_per_user"] = 1000 * (time.perf_counter() - started) / users  # on top of the retrieval
     return {
         "metrics": {name: ranking_metrics(ranked, cases.targets, protocol.ks) for name, ranked in rankings.items()},
         "channels": candidates.split(protocol.split).report.as_dict(),
         "retrieval_ms_per_user": {name: 1000 * s / users for name, s in found.seconds.items()},
+        **extra,
         "prefix_channel": dict(candidates.prefix_channel),
         "ann_channel": dict(candidates.ann_channel),
     }

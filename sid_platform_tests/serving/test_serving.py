@@ -135,7 +135,9 @@ def test_the_routers_rankings_are_evaluated_from_the_stored_candidates(exclude_h
     torch.manual_seed(1)
     sasrec = SASRec(len(ITEMS), SASRecConfig(hidden_dim=8, num_layers=1, num_heads=1, max_len=8)).eval()
     blend = SasrecBlend(sasrec, ScoreBlend(0.3, (0.3,), (0.0,), (0.0,), 4), router_scale=1.0)
-    blended = evaluate_retrieval(candidates, test, protocol, reranker, blend=blend)["metrics"]
+    with_blend = evaluate_retrieval(candidates, test, protocol, reranker, blend=blend)
+    blended = with_blend["metrics"]
+    assert with_blend["blend_ms_per_user"] > 0 and "blend_ms_per_user" not in result
     scores = blended_scores(found, sasrec_logits(sasrec, HISTORIES, found.candidates), 0.3, 1.0)
     expected = ranking_metrics(blend_ranking(found, scores, 3, histories), TARGETS, (1, 3))
     assert blended == {**result["metrics"], "router_sasrec_blend": expected}
