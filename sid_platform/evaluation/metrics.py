@@ -17,6 +17,10 @@ from sid_platform.policy import POLICY
 DEFAULT_KS = POLICY.ks  # the policy's Ks, the default of every ranking_metrics call
 
 
+# What every choice made on validation users ranks by, in order (the serving ranking, the blend weight).
+CHOSEN_ON = ("recall@10", "ndcg@10")
+
+
 def hit_ranks(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """0-based rank of each user's target in its ranked list, or -1 when it is absent.
 

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sid_platform.evaluation.metrics import ranking_metrics
+from sid_platform.evaluation.metrics import CHOSEN_ON, ranking_metrics
 from sid_platform.retrieval.candidates import top_by_score
 from sid_platform.retrieval.pipeline import Retrieval
 from sid_platform.sequences import exclude_seen, ranking_depth
 
 BLEND_WEIGHTS = tuple(i / 10 for i in range(11))  # SASRec's weight; 0 = the router's fused ranking, 1 = SASRec's
-CHOSEN_ON = ("recall@10", "ndcg@10")  # the weight: best validation Recall@10, then NDCG@10, then the smaller weight
 
 
 @dataclass(frozen=True)

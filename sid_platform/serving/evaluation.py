@@ -14,7 +14,7 @@ import polars as pl
 from sid_platform.baselines.sasrec import SASRec
 from sid_platform.data.split import EvalCases, UserSequences
 from sid_platform.evaluation.harness import Protocol, Scorer, evaluate_scorers
-from sid_platform.evaluation.metrics import ranking_metrics
+from sid_platform.evaluation.metrics import CHOSEN_ON, ranking_metrics
 from sid_platform.evaluation.report import markdown_table
 from sid_platform.progress import LogLine
 from sid_platform.reranking.dpo import Reranker
@@ -25,7 +25,6 @@ from sid_platform.serving.rankers import BLEND_RANKING, RANKERS, router_rankings
 
 SPLITS = ("test", "valid")
 BASELINE = "sasrec"  # the ranking a serving ranking must beat on validation (the gate refuses it otherwise)
-CHOSEN_ON = ("recall@10", "ndcg@10")  # the serving ranking: best validation Recall@10, then NDCG@10
 
 
 @dataclass(frozen=True)
