@@ -66,8 +66,8 @@ def candidate_logits(
 def blended_scores(
     found: Retrieval, sasrec_logits: Sequence[np.ndarray], weight: float, router_scale: float
 ) -> list[np.ndarray]:
-    """Per user, ``weight · SASRec logit + (1 − weight) · router logit`` of each candidate (the router's logit is its
-    fused score times ``router_scale``, the model's ``score_scale``)."""
+    """Per user, ``weight · SASRec logit + (1 − weight) · router logit`` of each candidate (the router's logit is
+    its fused score times ``router_scale``, the model's ``score_scale``)."""
     w, r = np.float32(weight), np.float32((1.0 - weight) * router_scale)
     return [
         (w * np.asarray(s, np.float32) + r * np.asarray(f, np.float32)).astype(np.float32)

@@ -7,8 +7,8 @@ beam search wrote; the prefix channel: items under the top generated prefixes; t
 vectors). The base score is the dense head's score of the item; the final score is what the served ranking
 ordered by: the base score (``router_hybrid_cosine``), the ID's generative log-probability
 (``router_generative``), the fused score (``router_fused``) plus the bounded DPO correction for the reranked
-pool (``router_fused_dpo``), the blend of the fused score with SASRec's logit (``router_sasrec_blend``). SASRec scores the whole catalog ("catalog", no scores here); a history the model
-could not rank is answered by popularity. What the bundle cannot say stays null.
+pool (``router_fused_dpo``), the blend of the fused score with SASRec's logit (``router_sasrec_blend``). SASRec
+scores the whole catalog ("catalog", no scores here); a history the model could not rank is answered by popularity. What the bundle cannot say stays null.
 """
 
 from __future__ import annotations

@@ -132,8 +132,9 @@ class ServedModel:
         return self.answer_traced(histories, k)[0]
 
     def answer_traced(self, histories: list[list[str]], k: int) -> tuple[pd.DataFrame, Retrieval | None]:
-        """``answer``, and for the router's rankings (and the blend) the retrieval behind it, one row per history the model ranked
-        (those whose ``fallback`` is null, in order): an explanation reads it instead of retrieving again."""
+        """``answer``, and for the router's rankings (and the blend) the retrieval behind it, one row per history the
+        model ranked (those whose ``fallback`` is null, in order): an explanation reads it instead of retrieving
+        again."""
         known = [[item for item in history if item in self.catalog] for history in histories]
         unknown = [list(dict.fromkeys(item for item in history if item not in self.catalog)) for history in histories]
         rankable = [row for row, history in enumerate(known) if history]
